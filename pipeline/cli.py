@@ -1,0 +1,170 @@
+"""`python -m pipeline run ...`: validate inputs, run the pipeline with progress lines, summarize."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+import warnings
+from typing import Optional, Sequence, TextIO
+
+from pipeline import configs
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    height, sep, width = text.lower().partition("x")
+    try:
+        size = (int(height), int(width or height)) if sep or text.isdigit() else None
+    except ValueError:
+        size = None
+    if not size:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 32x32, got {text!r}")
+    return size
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description="TFX pipeline: data -> blessed, pushed SavedModel.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the pipeline (defaults: bundled digits, outputs under runs/)")
+    run.add_argument("--data", default="digits", help="digits | cifar10:PATH | mnist:DIR | fashion_mnist:DIR | images:DIR | csv:FILE (default digits)")
+    run.add_argument("--pipeline-root", help="artifacts and ML Metadata (default runs/<model>-pipeline)")
+    run.add_argument("--serving-dir", help="where versions are pushed: <dir>/<model>/<version>/ (default runs/serving)")
+    run.add_argument("--model-name", help="model name under the serving dir (default: the data kind)")
+    run.add_argument("--runner", choices=("beam", "local"), default="beam", help="orchestrator (default beam)")
+    defaults = configs.TrainingConfig()
+    run.add_argument("--epochs", type=int, default=defaults.epochs, help=f"maximum epochs (default {defaults.epochs})")
+    run.add_argument("--batch-size", type=int, default=defaults.batch_size, help=f"default {defaults.batch_size}")
+    run.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help=f"default {defaults.learning_rate}")
+    run.add_argument("--patience", type=int, default=defaults.patience, help=f"early-stopping patience in epochs (default {defaults.patience})")
+    evaluation = configs.EvalConfig()
+    run.add_argument("--accuracy-threshold", type=float, default=evaluation.accuracy_lower_bound, help=f"bless only at or above this eval accuracy (default {evaluation.accuracy_lower_bound})")
+    run.add_argument("--max-accuracy-drop", type=float, default=evaluation.max_accuracy_drop, help=f"allowed accuracy loss vs the blessed baseline (default {evaluation.max_accuracy_drop})")
+    run.add_argument("--image-size", type=_image_size, default=(32, 32), help="HEIGHTxWIDTH for images:DIR (default 32x32)")
+    run.add_argument("--label-key", default="label", help="label column of a CSV file (default label)")
+    run.add_argument("--eval-percent", type=int, default=20, help="eval share when the data has no split (default 20)")
+    run.add_argument("--no-cache", action="store_true", help="re-run every component")
+    run.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
+                     help="Beam pipeline arg, repeatable, e.g. --beam-arg=--direct_running_mode=multi_processing --beam-arg=--direct_num_workers=2")
+    run.add_argument("-v", "--verbose", action="store_true", help="show TF/TFX/Beam logs")
+    return parser
+
+
+def source_fingerprint(data: configs.DataSource) -> str:
+    """Changes when the input files change (names, sizes, mtimes), so ExampleGen's cache is not stale."""
+    digest = hashlib.sha256(str(data).encode())
+    if data.kind == "digits":
+        import sklearn
+
+        digest.update(sklearn.__version__.encode())
+        return digest.hexdigest()[:16]
+    paths = [data.path] if os.path.isfile(data.path) else sorted(
+        os.path.join(root, name) for root, _, names in os.walk(data.path) for name in names
+    )
+    for path in paths:
+        stat = os.stat(path)
+        digest.update(f"{os.path.relpath(path, data.path)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def config_from_args(args: argparse.Namespace) -> configs.PipelineConfig:
+    data = configs.DataSource.parse(args.data)
+    if data.path:
+        data = configs.DataSource(kind=data.kind, path=os.path.abspath(os.path.expanduser(data.path)))
+    config = configs.PipelineConfig.for_data(
+        data,
+        model_name=args.model_name,
+        pipeline_root=args.pipeline_root,
+        serving_dir=args.serving_dir,
+        training=configs.TrainingConfig(
+            epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience
+        ),
+        evaluation=configs.EvalConfig(accuracy_lower_bound=args.accuracy_threshold, max_accuracy_drop=args.max_accuracy_drop),
+        image_size=args.image_size,
+        label_key=args.label_key,
+        eval_percent=args.eval_percent,
+        enable_cache=not args.no_cache,
+    )
+    return config.replace(
+        pipeline_root=os.path.abspath(config.pipeline_root), serving_dir=os.path.abspath(config.serving_dir)
+    )
+
+
+def _quiet_environment(verbose: bool) -> None:
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        warnings.filterwarnings("ignore")
+
+
+def _error_message(exc: BaseException) -> str:
+    """The innermost cause's message; Beam appends its stage name, which is kept."""
+    root = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    text = str(root).strip() or type(root).__name__
+    return text if len(text) < 4000 else text[:4000] + " ..."
+
+
+def _class_names(summary) -> Optional[list[str]]:
+    from pipeline.summary import _custom
+
+    example_gen = summary.executions.get(configs.EXAMPLE_GEN_ID)
+    for examples in (example_gen.outputs.get("examples", []) if example_gen else []):
+        names = _custom(examples, "class_names")
+        if names:
+            return json.loads(names)
+    return None
+
+
+def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout, infra_validator=None) -> int:
+    """Runs the pipeline for parsed `run` arguments; returns the exit status."""
+    _quiet_environment(args.verbose)
+    started = time.monotonic()
+    try:
+        config = config_from_args(args)
+        from components.example_gen.logic import DataSourceError, check_source
+
+        check_source(config.data.kind, config.data.path, label_key=config.label_key)
+    except (configs.ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    config = config.replace(data_fingerprint=source_fingerprint(config.data))
+
+    from pipeline import progress
+
+    total = 8 + (1 if infra_validator else 0)
+    tracker = progress.ProgressTracker(emit=lambda line: print(line, file=out, flush=True), total=total)
+    progress.install(tracker, verbose=args.verbose)
+    print(f"pipeline {config.pipeline_name}: data {config.data}, root {config.pipeline_root}", file=out, flush=True)
+
+    from pipeline import runners, summary as run_summary
+
+    try:
+        runners.run(config, runner=args.runner, beam_pipeline_args=args.beam_arg, infra_validator=infra_validator)
+    except Exception as exc:  # any component failure ends the run with one clear message
+        failed = ", ".join(tracker.running()) or "the pipeline"
+        logger.debug("run failed", exc_info=True)
+        print(f"error: {failed} failed: {_error_message(exc)}", file=sys.stderr)
+        print(f"nothing pushed; {config.serving_dir}/{config.model_name} is unchanged", file=sys.stderr)
+        return EXIT_FAILED
+    result = run_summary.summarize(config)
+    print(f"finished in {time.monotonic() - started:.1f} s", file=out)
+    print(run_summary.format_summary(result, config, _class_names(result)), file=out, flush=True)
+    return EXIT_OK
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return run_command(args)
+    return EXIT_FAILED

@@ -1,0 +1,149 @@
+"""create_pipeline: wiring only. Data in, checks, train, evaluate, (infra-validate), push."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Optional, Sequence
+
+from tfx import v1 as tfx
+from tfx.dsl.components.base import base_node
+
+from components.data_validation.component import StrictExampleValidator
+from components.evaluator.eval_config import make_eval_config
+from components.example_gen.component import ImageExampleGen
+from components.pusher.component import LayoutPusher
+from components.trainer.model import IMAGE_TASK, TABULAR_TASK, TrainerSettings
+from pipeline import configs
+
+# (model channel, examples channel) -> a component whose output `blessing` is an InfraBlessing.
+InfraValidatorFactory = Callable[[tfx.dsl.Channel, tfx.dsl.Channel], base_node.BaseNode]
+
+TRAINER_RUN_FN = "components.trainer.model.run_fn"
+
+
+def trainer_settings(config: configs.PipelineConfig) -> TrainerSettings:
+    """The Trainer's custom_config from the pipeline config (hyperparameters and input shape)."""
+    training = config.training
+    return TrainerSettings(
+        task=IMAGE_TASK if config.data.is_image else TABULAR_TASK,
+        image_shape=config.image_shape if config.data.is_image else (1, 1, 1),
+        label_key=config.label_key,
+        epochs=training.epochs,
+        batch_size=training.batch_size,
+        learning_rate=training.learning_rate,
+        patience=training.patience,
+        conv_filters=training.conv_filters,
+        dense_units=training.dense_units,
+        dropout=training.dropout,
+        tabular_hidden_units=training.tabular_hidden_units,
+        seed=training.seed,
+    )
+
+
+def _example_gen(config: configs.PipelineConfig):
+    if config.data.kind == "csv":
+        return tfx.components.CsvExampleGen(
+            input_base=os.path.dirname(os.path.abspath(config.data.path)),
+            input_config=tfx.proto.Input(
+                splits=[tfx.proto.Input.Split(name="single", pattern=os.path.basename(config.data.path))]
+            ),
+            output_config=tfx.proto.Output(
+                split_config=tfx.proto.SplitConfig(
+                    splits=[
+                        tfx.proto.SplitConfig.Split(name="train", hash_buckets=100 - config.eval_percent),
+                        tfx.proto.SplitConfig.Split(name="eval", hash_buckets=config.eval_percent),
+                    ]
+                )
+            ),
+        )
+    return ImageExampleGen(
+        source_kind=config.data.kind,
+        source_path=config.data.path,
+        image_size=config.image_size,
+        eval_percent=config.eval_percent,
+        source_fingerprint=config.data_fingerprint,
+    )
+
+
+def create_pipeline(
+    *,
+    config: configs.PipelineConfig,
+    metadata_connection_config=None,
+    beam_pipeline_args: Sequence[str] = (),
+    infra_validator: Optional[InfraValidatorFactory] = None,
+) -> tfx.dsl.Pipeline:
+    """The pipeline for `config`; `infra_validator` fills the InfraValidator slot when given."""
+    # Why: turns the configured source into train/eval tf.Examples, read at execution time.
+    example_gen = _example_gen(config).with_id(configs.EXAMPLE_GEN_ID)
+
+    # Why: per-feature statistics are what schema inference and validation compare.
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
+        configs.STATISTICS_GEN_ID
+    )
+
+    # Why: infers the expected types and shapes (the image feature's fixed length) from the data.
+    schema_gen = tfx.components.SchemaGen(
+        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
+    ).with_id(configs.SCHEMA_GEN_ID)
+
+    # Why: any anomaly fails here, and the Trainer waits for it, so bad data never trains a model.
+    example_validator = StrictExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    ).with_id(configs.EXAMPLE_VALIDATOR_ID)
+
+    # Why: fits the Keras model and exports the SavedModel with all serving signatures.
+    trainer = tfx.components.Trainer(
+        run_fn=TRAINER_RUN_FN,
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        custom_config=trainer_settings(config).to_custom_config(),
+    ).with_id(configs.TRAINER_ID)
+    trainer.add_upstream_node(example_validator)
+
+    # Why: the latest blessed model is the baseline the candidate must not fall behind.
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id(configs.RESOLVER_ID)
+
+    # Why: TFMA blesses the model only above the accuracy floor and not worse than the baseline.
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=make_eval_config(
+            accuracy_lower_bound=config.evaluation.accuracy_lower_bound,
+            max_accuracy_drop=config.evaluation.max_accuracy_drop,
+            label_key=config.label_key,
+        ),
+    ).with_id(configs.EVALUATOR_ID)
+
+    components = [example_gen, statistics_gen, schema_gen, example_validator, trainer, model_resolver, evaluator]
+    infra_blessing = None
+    if infra_validator is not None:
+        # Why: proves the model loads and answers in a model server before it is pushed.
+        infra = infra_validator(trainer.outputs["model"], example_gen.outputs["examples"]).with_id(
+            configs.INFRA_VALIDATOR_ID
+        )
+        components.append(infra)
+        infra_blessing = infra.outputs["blessing"]
+
+    # Why: publishes a blessed model atomically as the next integer version TF Serving loads.
+    pusher = LayoutPusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=infra_blessing,
+        serving_dir=config.serving_dir,
+        model_name=config.model_name,
+    ).with_id(configs.PUSHER_ID)
+    components.append(pusher)
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=components,
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(beam_pipeline_args),
+    )

@@ -1,0 +1,300 @@
+"""After a push: prove the live endpoint serves the new version and answers correctly.
+
+`check_live_endpoint` waits (bounded) until the pushed version is AVAILABLE on a running server
+(given by its gRPC and/or REST address; real TF Serving works) or, when none is given, on an
+embedded server it starts on the serving directory and stops afterwards. It then sends sample
+eval rows through `serving.client.ServingClient`, pinned to that version, and checks the answers
+against the same SavedModel run in-process (every output equal within float tolerance) and,
+when the examples carry labels, the accuracy on the samples. The typed report names the endpoint.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from serving import layout, validate
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SIGNATURE = "serving_default"
+_RTOL = 1e-4
+_ATOL = 1e-5
+
+
+@dataclass(frozen=True)
+class EndpointCheck:
+    """The check against one endpoint over one protocol."""
+
+    protocol: str  # "grpc" or "rest"
+    endpoint: str
+    ok: bool
+    state: str  # the version's last state (AVAILABLE, LOADING, END, ...)
+    wait_seconds: float
+    samples: int
+    matched: int  # rows whose every output equals the in-process answer
+    correct: int | None  # rows whose predicted class equals the label (None: no labels)
+    reason: str
+
+    @property
+    def accuracy(self) -> float | None:
+        return None if self.correct is None or not self.samples else self.correct / self.samples
+
+    def summary(self) -> str:
+        where = f"{self.protocol} {self.endpoint}"
+        if not self.ok:
+            return f"{where}: FAILED: {self.reason}"
+        text = f"{where}: {self.state} after {self.wait_seconds:.1f} s, {self.matched}/{self.samples} answers match the model"
+        if self.accuracy is not None:
+            text += f", accuracy {self.accuracy:.3f} on {self.samples} eval samples"
+        return text
+
+
+@dataclass(frozen=True)
+class LiveCheckReport:
+    model_name: str
+    version: int
+    started_server: str | None  # description of the server started for the check, else None
+    checks: tuple[EndpointCheck, ...]
+    reason: str = ""  # set when no endpoint could be checked at all
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and not self.reason and all(c.ok for c in self.checks)
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        return tuple(f"{c.protocol}://{c.endpoint}" for c in self.checks)
+
+    def summary(self) -> str:
+        verdict = "passed" if self.ok else "FAILED"
+        head = f"live check {verdict}: {self.model_name!r} version {self.version}"
+        if self.started_server:
+            head += f" on {self.started_server} started for the check"
+        if self.reason:
+            return f"{head}: {self.reason}"
+        return head + "; " + "; ".join(c.summary() for c in self.checks)
+
+
+def load_examples(examples_uri: str | os.PathLike[str], split: str = "eval", limit: int = 8) -> list[bytes]:
+    """Up to `limit` serialized tf.Examples from an ExampleGen artifact's `Split-<split>` directory."""
+    import tensorflow as tf
+
+    files = sorted(glob.glob(os.path.join(os.fspath(examples_uri), f"Split-{split}", "*")))
+    if not files:
+        raise ValueError(f"no files under {examples_uri}/Split-{split}: expected ExampleGen's gzipped TFRecords")
+    compression = "GZIP" if files[0].endswith(".gz") else ""
+    dataset = tf.data.TFRecordDataset(files, compression_type=compression).take(limit)
+    return [record.numpy() for record in dataset]
+
+
+def _batch_inputs(signature_def, examples: Sequence[bytes]) -> tuple[dict[str, np.ndarray], list]:
+    """Input batch for the signature (rows from the examples, else one zero row) and parsed examples."""
+    from tensorflow.core.example import example_pb2
+
+    parsed = []
+    for record in examples:
+        example = example_pb2.Example()
+        example.ParseFromString(record)
+        parsed.append(example)
+    rows: dict[str, list[np.ndarray]] = {key: [] for key in signature_def.inputs}
+    for example in parsed or [None]:
+        for key, info in signature_def.inputs.items():
+            array, _ = validate.input_row(key, info, example)
+            rows[key].append(array)
+    return {key: np.concatenate(values, axis=0) for key, values in rows.items()}, parsed
+
+
+def _labels(parsed: Sequence, label_key: str | None) -> list[int] | None:
+    if not label_key or not parsed:
+        return None
+    labels = []
+    for example in parsed:
+        feature = example.features.feature.get(label_key)
+        if feature is None or not feature.int64_list.value:
+            return None
+        labels.append(int(feature.int64_list.value[0]))
+    return labels
+
+
+def _predicted_classes(outputs: Mapping[str, np.ndarray], class_output: str | None) -> np.ndarray | None:
+    if class_output and class_output in outputs:
+        return np.asarray(outputs[class_output]).reshape(-1).astype(np.int64)
+    return None
+
+
+def _row_matches(expected: Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray], rows: int) -> tuple[int, str]:
+    """How many rows agree on every output the signature declares, and the first disagreement."""
+    good = np.ones(rows, dtype=bool)
+    first = ""
+    for name, want in expected.items():
+        if name not in actual:
+            return 0, f"output {name!r} missing from the answer (got {sorted(actual)})"
+        got = np.asarray(actual[name])
+        want = np.asarray(want)
+        if got.shape != want.shape:
+            return 0, f"output {name!r} has shape {got.shape}, the model gives {want.shape}"
+        if want.dtype.kind in "OSU":
+            same = np.array([a == b for a, b in zip(got.reshape(rows, -1).tolist(), want.reshape(rows, -1).tolist())])
+        else:
+            close = np.isclose(got.astype(np.float64), want.astype(np.float64), rtol=_RTOL, atol=_ATOL)
+            same = close.reshape(rows, -1).all(axis=1)
+        if not same.all() and not first:
+            row = int(np.argmin(same))
+            first = f"output {name!r} row {row} differs from the in-process answer"
+        good &= same
+    return int(good.sum()), first
+
+
+def _expected_outputs(model_dir: Path, signature_name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(model_dir))
+    function = loaded.signatures[signature_name]
+    result = function(**{key: tf.constant(value) for key, value in inputs.items()})
+    return {name: tensor.numpy() for name, tensor in result.items()}
+
+
+def _wait_for_version(client, version: int, deadline: float) -> tuple[str, str]:
+    """(state, reason) once the version is AVAILABLE, ended, or the deadline passed."""
+    from serving.client import ClientError
+
+    state, reason = "UNKNOWN", "no answer yet"
+    while True:
+        try:
+            for status in client.status(timeout=5.0):
+                if status.version == version:
+                    state = status.state
+                    if state == "AVAILABLE":
+                        return state, ""
+                    if state == "END":
+                        return state, f"version {version} failed to load: {status.error_message or 'unloaded'}"
+                    reason = f"version {version} is {state}"
+        except ClientError as error:
+            reason = validate.shorten(str(error), 300)
+        if time.time() >= deadline:
+            return state, f"version {version} not AVAILABLE before the deadline ({reason})"
+        time.sleep(0.3)
+
+
+def _check_endpoint(
+    protocol: str,
+    endpoint: str,
+    *,
+    model_name: str,
+    version: int,
+    inputs: Mapping[str, np.ndarray],
+    expected: Mapping[str, np.ndarray],
+    labels: list[int] | None,
+    signature_name: str,
+    class_output: str | None,
+    deadline: float,
+    timeout: float,
+    min_accuracy: float | None,
+) -> EndpointCheck:
+    from serving.client import ClientError, ServingClient
+
+    rows = len(next(iter(inputs.values())))
+    begin = time.monotonic()
+    with ServingClient(endpoint, protocol, model_name, version=version, timeout=timeout) as client:
+        state, reason = _wait_for_version(client, version, deadline)
+        waited = time.monotonic() - begin
+        if state != "AVAILABLE":
+            return EndpointCheck(protocol, endpoint, False, state, waited, 0, 0, None, reason)
+        try:
+            actual = client.predict(dict(inputs), signature_name=signature_name)
+        except ClientError as error:
+            return EndpointCheck(protocol, endpoint, False, state, waited, rows, 0, None,
+                                 f"predict on {signature_name!r} failed: {validate.shorten(str(error))}")
+    matched, mismatch = _row_matches(expected, actual, rows)
+    correct = None
+    predicted = _predicted_classes(actual, class_output)
+    if labels is not None and predicted is not None:
+        correct = int((predicted == np.asarray(labels)).sum())
+    ok = matched == rows
+    reason = "" if ok else f"{rows - matched}/{rows} answers differ from the model run in-process ({mismatch})"
+    if ok and min_accuracy is not None and correct is not None and correct / rows < min_accuracy:
+        ok, reason = False, f"accuracy {correct / rows:.3f} on the samples is below {min_accuracy}"
+    return EndpointCheck(protocol, endpoint, ok, state, waited, rows, matched, correct, reason)
+
+
+def check_live_endpoint(
+    serving_dir: str | os.PathLike[str],
+    model_name: str,
+    *,
+    version: int | None = None,
+    grpc_endpoint: str | None = None,
+    rest_endpoint: str | None = None,
+    examples: Sequence[bytes] = (),
+    label_key: str | None = "label",
+    class_output: str | None = "class_id",
+    signature_name: str = DEFAULT_SIGNATURE,
+    wait_seconds: float = 60.0,
+    timeout: float = 10.0,
+    min_accuracy: float | None = None,
+    server: str = validate.SERVER_AUTO,
+) -> LiveCheckReport:
+    """Checks that `version` (default: the latest in the serving dir) is live and answers right.
+
+    grpc_endpoint / rest_endpoint: HOST:PORT of a running server (either or both). With neither,
+    a server is started on `<serving_dir>/<model_name>` for the check (both protocols checked)
+    and stopped afterwards. `examples` are serialized eval tf.Examples (see `load_examples`);
+    inputs are filled from their features of the same name, labels read from `label_key` and
+    compared with the `class_output` output. Never raises for a failed check: the report says why.
+    """
+    model_dir = Path(serving_dir) / model_name
+    versions = layout.list_versions(model_dir)
+    if version is None:
+        if not versions:
+            return LiveCheckReport(model_name, 0, None, (), reason=f"no versions under {model_dir}")
+        version = versions[-1]
+    elif version not in versions:
+        return LiveCheckReport(model_name, version, None, (), reason=f"version {version} is not in {model_dir}")
+    version_dir = model_dir / str(version)
+    try:
+        signature_defs = validate.read_signature_defs(version_dir)
+    except validate.ValidationError as error:
+        return LiveCheckReport(model_name, version, None, (), reason=str(error))
+    if signature_name not in signature_defs:
+        return LiveCheckReport(
+            model_name, version, None, (),
+            reason=f"version {version} has no signature {signature_name!r}; it has {sorted(signature_defs)}",
+        )
+    inputs, parsed = _batch_inputs(signature_defs[signature_name], examples)
+    expected = _expected_outputs(version_dir, signature_name, inputs)
+    labels = _labels(parsed, label_key)
+
+    targets = [(p, e) for p, e in (("grpc", grpc_endpoint), ("rest", rest_endpoint)) if e]
+    process = None
+    if not targets:
+        process = validate.ModelServerProcess(model_name=model_name, model_base_path=model_dir.resolve(), server=server)
+    deadline = time.time() + wait_seconds
+    try:
+        if process is not None:
+            process.start()
+            try:
+                process.wait_until_serving(deadline)
+            except validate.ValidationError as error:
+                return LiveCheckReport(model_name, version, process.description, (), reason=str(error))
+            targets = [("grpc", process.grpc_endpoint), ("rest", process.rest_endpoint.removeprefix("http://"))]
+        checks = tuple(
+            _check_endpoint(
+                protocol, endpoint, model_name=model_name, version=version, inputs=inputs, expected=expected,
+                labels=labels, signature_name=signature_name, class_output=class_output, deadline=deadline,
+                timeout=timeout, min_accuracy=min_accuracy,
+            )
+            for protocol, endpoint in targets
+        )
+    finally:
+        if process is not None:
+            process.stop()
+    report = LiveCheckReport(model_name, version, process.description if process else None, checks)
+    (logger.info if report.ok else logger.error)("%s", report.summary())
+    return report

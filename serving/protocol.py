@@ -1,0 +1,860 @@
+"""Pure conversions between TF Serving's wire formats and numpy arrays, and its typed errors.
+
+Nothing here knows about sockets, models or threads. It covers TF Serving's REST JSON
+(`util/json_tensor.cc`): the row (`instances` -> `predictions`) and columnar (`inputs` ->
+`outputs`) predict formats, `{"b64": ...}` values and `*_bytes` outputs, NaN/Infinity tokens,
+the float formatting (`%g`, then full precision when that does not round-trip, `.0` on whole
+numbers), classify/regress `examples` + `context` -> tf.Example, and the error body. It also
+converts between TensorProto and numpy for the gRPC side, and maps status codes to HTTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import orjson
+from tensorflow.core.example import example_pb2, feature_pb2
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+__all__ = [
+    "Code",
+    "ServingError",
+    "RequestFormat",
+    "parse_json_body",
+    "predict_inputs_from_json",
+    "predict_response_json",
+    "examples_from_json",
+    "classify_response_json",
+    "regress_response_json",
+    "error_json",
+    "format_float",
+    "tensor_proto_to_ndarray",
+    "ndarray_to_tensor_proto",
+    "numpy_dtype",
+]
+
+
+class Code(enum.IntEnum):
+    """absl/gRPC canonical status codes (same numbers as tensorflow.error.Code)."""
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
+
+
+# TF Serving's ToHTTPStatusCode (model_servers/http_server.cc).
+_HTTP_STATUS = {
+    Code.OK: 200,
+    Code.CANCELLED: 499,
+    Code.UNKNOWN: 500,
+    Code.INTERNAL: 500,
+    Code.DATA_LOSS: 500,
+    Code.INVALID_ARGUMENT: 400,
+    Code.FAILED_PRECONDITION: 400,
+    Code.OUT_OF_RANGE: 400,
+    Code.DEADLINE_EXCEEDED: 504,
+    Code.NOT_FOUND: 404,
+    Code.ALREADY_EXISTS: 409,
+    Code.ABORTED: 409,
+    Code.PERMISSION_DENIED: 403,
+    Code.RESOURCE_EXHAUSTED: 429,
+    Code.UNIMPLEMENTED: 501,
+    Code.UNAVAILABLE: 503,
+    Code.UNAUTHENTICATED: 401,
+}
+
+
+class ServingError(Exception):
+    """An error with a TF Serving status code; its message is what the client sees."""
+
+    def __init__(self, code: Code, message: str) -> None:
+        super().__init__(message)
+        self.code = Code(code)
+        self.message = message
+
+    @property
+    def http_status(self) -> int:
+        return _HTTP_STATUS.get(self.code, 500)
+
+    def __repr__(self) -> str:
+        return f"ServingError({self.code.name}, {self.message!r})"
+
+
+def invalid(message: str) -> ServingError:
+    return ServingError(Code.INVALID_ARGUMENT, message)
+
+
+class RequestFormat(enum.Enum):
+    ROW = "row"
+    COLUMNAR = "columnar"
+
+
+# --------------------------------------------------------------------------------------------
+# JSON parsing
+
+def parse_json_body(body: bytes) -> dict[str, Any]:
+    """Parses a request body as TF Serving does (rapidjson with kParseNanAndInfFlag).
+
+    orjson is strict JSON and rejects `NaN`/`Infinity`; only when it fails and the body holds
+    such a token does the slower stdlib parser (which accepts them) get a second try.
+    """
+    if not body:
+        raise invalid("JSON Parse error: The document is empty")
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as strict_error:
+        doc = _tolerant_parse(body, strict_error)
+    if not isinstance(doc, dict):
+        raise invalid(f"JSON Value: {_short_json(doc)} Is not object")
+    return doc
+
+
+def _tolerant_parse(body: bytes, strict_error: Exception) -> Any:
+    # Also covers integers beyond 64 bits, which orjson refuses and the tensor check reports.
+    try:
+        return json.loads(body, parse_constant=_parse_constant)
+    except RecursionError:
+        raise invalid("JSON Parse error: nesting too deep") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise invalid(f"JSON Parse error: {error}") from None
+
+
+def _parse_constant(token: str) -> float:
+    # json.loads passes NaN, Infinity and -Infinity here: exactly rapidjson's extra tokens.
+    return float(token)
+
+
+def _short_json(value: Any, limit: int = 120) -> str:
+    """A JSON rendering of `value` for error messages, truncated so payloads are not echoed."""
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "Null"
+    if value is True:
+        return "True"
+    if value is False:
+        return "False"
+    if isinstance(value, dict):
+        return "Object"
+    if isinstance(value, list):
+        return "Array"
+    if isinstance(value, str):
+        return "String"
+    return "Number"
+
+
+# --------------------------------------------------------------------------------------------
+# dtypes
+
+_DT_NAMES = {v: k for k, v in types_pb2.DataType.items()}
+
+_NUMPY_DTYPES: dict[int, np.dtype] = {
+    types_pb2.DT_FLOAT: np.dtype(np.float32),
+    types_pb2.DT_DOUBLE: np.dtype(np.float64),
+    types_pb2.DT_HALF: np.dtype(np.float16),
+    types_pb2.DT_INT8: np.dtype(np.int8),
+    types_pb2.DT_INT16: np.dtype(np.int16),
+    types_pb2.DT_INT32: np.dtype(np.int32),
+    types_pb2.DT_INT64: np.dtype(np.int64),
+    types_pb2.DT_UINT8: np.dtype(np.uint8),
+    types_pb2.DT_UINT16: np.dtype(np.uint16),
+    types_pb2.DT_UINT32: np.dtype(np.uint32),
+    types_pb2.DT_UINT64: np.dtype(np.uint64),
+    types_pb2.DT_BOOL: np.dtype(np.bool_),
+    types_pb2.DT_STRING: np.dtype(object),
+}
+
+_FROM_NUMPY = {
+    np.dtype(np.float32): types_pb2.DT_FLOAT,
+    np.dtype(np.float64): types_pb2.DT_DOUBLE,
+    np.dtype(np.float16): types_pb2.DT_HALF,
+    np.dtype(np.int8): types_pb2.DT_INT8,
+    np.dtype(np.int16): types_pb2.DT_INT16,
+    np.dtype(np.int32): types_pb2.DT_INT32,
+    np.dtype(np.int64): types_pb2.DT_INT64,
+    np.dtype(np.uint8): types_pb2.DT_UINT8,
+    np.dtype(np.uint16): types_pb2.DT_UINT16,
+    np.dtype(np.uint32): types_pb2.DT_UINT32,
+    np.dtype(np.uint64): types_pb2.DT_UINT64,
+    np.dtype(np.bool_): types_pb2.DT_BOOL,
+}
+
+
+def dtype_name(dtype: int) -> str:
+    """TF's DataTypeString: `float` for DT_FLOAT, `string` for DT_STRING, ..."""
+    name = _DT_NAMES.get(dtype, f"DT_{dtype}")
+    return name[3:].lower() if name.startswith("DT_") else name
+
+
+def numpy_dtype(dtype: int) -> np.dtype:
+    """The numpy dtype used to feed a signature input of TF DataType `dtype`."""
+    try:
+        return _NUMPY_DTYPES[dtype]
+    except KeyError:
+        raise ServingError(
+            Code.UNIMPLEMENTED, f"Conversion of JSON or tensor values to type: {dtype_name(dtype)}"
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# JSON -> arrays (predict)
+
+_FLOAT_KINDS = frozenset("fiu")
+_INT_KINDS = frozenset("iu")
+_FLOAT32_MAX_EXACT_INT = (1 << 24) - 1
+_FLOAT64_MAX_EXACT_INT = (1 << 53) - 1
+
+
+def _is_b64(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
+
+
+def _decode_b64(value: Mapping[str, str]) -> bytes:
+    try:
+        return base64.b64decode(value["b64"], validate=True)
+    except (binascii.Error, ValueError):
+        # absl::Base64Unescape also accepts the web-safe alphabet and missing padding.
+        text = value["b64"].strip().replace("-", "+").replace("_", "/").rstrip("=")
+        try:
+            return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise invalid("Unable to base64 decode") from None
+
+
+def _string_leaf(value: Any) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, dict):
+        if _is_b64(value):
+            return _decode_b64(value)
+        raise invalid(f"JSON Value: {_short_json(value)} not formatted correctly for base64 data")
+    raise _type_error(value, types_pb2.DT_STRING)
+
+
+def _type_error(value: Any, dtype: int) -> ServingError:
+    return invalid(
+        f"JSON Value: {_short_json(value)} Type: {_json_type(value)} is not of expected type: "
+        f"{dtype_name(dtype)}"
+    )
+
+
+def _dense_shape(value: Any) -> list[int]:
+    """GetDenseTensorShape: the shape read along the first element of each nested list."""
+    shape = []
+    while isinstance(value, list):
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return shape
+
+
+def _slow_check(value: Any, dtype: int, shape: Sequence[int], level: int = 0) -> None:
+    """FillTensorProto's validation, used only to explain why the fast conversion failed."""
+    rank = len(shape)
+    if not isinstance(value, list):
+        if level != rank:
+            raise invalid(
+                f"JSON Value: {_short_json(value)} found at incorrect level: {level + 1} in the "
+                f"JSON DOM. Expected at level: {rank}"
+            )
+        _check_scalar(value, dtype)
+        return
+    if level >= rank:
+        raise invalid(f"Encountered list at unexpected level: {level} expected < {rank}")
+    if len(value) != shape[level]:
+        raise invalid(
+            f"Encountered list at unexpected size: {len(value)} at level: {level} expected size: "
+            f"{shape[level]}"
+        )
+    for item in value:
+        _slow_check(item, dtype, shape, level + 1)
+
+
+def _check_scalar(value: Any, dtype: int) -> None:
+    if dtype == types_pb2.DT_STRING:
+        _string_leaf(value)
+        return
+    if isinstance(value, bool):
+        if dtype != types_pb2.DT_BOOL:
+            raise _type_error(value, dtype)
+        return
+    if dtype == types_pb2.DT_BOOL or not isinstance(value, (int, float)):
+        raise _type_error(value, dtype)
+    if dtype in (types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE, types_pb2.DT_HALF):
+        _check_lossless(value, dtype)
+        return
+    if isinstance(value, float):
+        raise _type_error(value, dtype)
+    info = np.iinfo(numpy_dtype(dtype))
+    if not info.min <= value <= info.max:
+        raise _type_error(value, dtype)
+
+
+def _check_lossless(value: float | int, dtype: int) -> None:
+    limit_int = _FLOAT64_MAX_EXACT_INT if dtype == types_pb2.DT_DOUBLE else _FLOAT32_MAX_EXACT_INT
+    target = "double" if dtype == types_pb2.DT_DOUBLE else "float"
+    if isinstance(value, int):
+        if abs(value) > limit_int:
+            raise invalid(
+                f"Cannot convert JSON value: {value} to {target} without loss of precision."
+            )
+    elif math.isfinite(value) and dtype != types_pb2.DT_DOUBLE:
+        if abs(value) > float(np.finfo(np.float32).max):
+            raise invalid(
+                f"Cannot convert JSON value: {value!r} to {target} without loss of precision."
+            )
+
+
+def json_to_array(value: Any, dtype: int) -> np.ndarray:
+    """Converts one JSON tensor (scalar or nested lists) to an array of the signature's dtype.
+
+    The fast path is a single numpy conversion checked by the inferred kind; anything numpy
+    cannot convert cleanly is re-walked by `_slow_check` to produce TF Serving's message.
+    """
+    if dtype == types_pb2.DT_STRING:
+        return _json_to_string_array(value)
+    target = numpy_dtype(dtype)
+    try:
+        inferred = np.asarray(value)
+    except (ValueError, TypeError, OverflowError):
+        inferred = None
+    if inferred is not None and inferred.dtype.kind != "O":
+        kind = inferred.dtype.kind
+        ok = False
+        if target.kind == "f":
+            ok = kind in _FLOAT_KINDS
+            if ok and kind in _INT_KINDS and inferred.size:
+                limit = _FLOAT64_MAX_EXACT_INT if target.itemsize == 8 else _FLOAT32_MAX_EXACT_INT
+                ok = int(np.max(np.abs(inferred.astype(np.float64)))) <= limit
+            elif ok and kind == "f" and target.itemsize < 8 and inferred.size:
+                finite = inferred[np.isfinite(inferred)]
+                ok = not finite.size or float(np.max(np.abs(finite))) <= float(
+                    np.finfo(np.float32).max
+                )
+        elif target.kind in "iu":
+            ok = kind in _INT_KINDS
+            if ok and inferred.size:
+                info = np.iinfo(target)
+                ok = info.min <= int(inferred.min()) and int(inferred.max()) <= info.max
+        elif target.kind == "b":
+            ok = kind == "b"
+        if ok:
+            return inferred.astype(target, copy=False)
+    _slow_check(value, dtype, _dense_shape(value))
+    # The walk found nothing wrong per element, so the nesting itself is ragged.
+    raise invalid(f"JSON Value: {_short_json(value)} is not a dense tensor (ragged nested lists)")
+
+
+def _json_to_string_array(value: Any) -> np.ndarray:
+    shape = _dense_shape(value)
+    flat: list[bytes] = []
+
+    def walk(item: Any, level: int) -> None:
+        if isinstance(item, list):
+            if level >= len(shape):
+                raise invalid(
+                    f"Encountered list at unexpected level: {level} expected < {len(shape)}"
+                )
+            if len(item) != shape[level]:
+                raise invalid(
+                    f"Encountered list at unexpected size: {len(item)} at level: {level} "
+                    f"expected size: {shape[level]}"
+                )
+            for sub in item:
+                walk(sub, level + 1)
+            return
+        if level != len(shape):
+            raise invalid(
+                f"JSON Value: {_short_json(item)} found at incorrect level: {level + 1} in the "
+                f"JSON DOM. Expected at level: {len(shape)}"
+            )
+        flat.append(_string_leaf(item))
+
+    walk(value, 0)
+    array = np.empty(len(flat), dtype=object)
+    array[:] = flat
+    return array.reshape(shape)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the JSON converter needs to know about one signature input."""
+
+    dtype: int
+
+
+def predict_inputs_from_json(
+    doc: Mapping[str, Any], input_specs: Mapping[str, InputSpec], signature_name: str
+) -> tuple[dict[str, np.ndarray], RequestFormat]:
+    """FillPredictRequestFromJson: the `instances` or `inputs` of a parsed body -> arrays."""
+    if not input_specs:
+        raise invalid(f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
+    has_instances = "instances" in doc
+    has_inputs = "inputs" in doc
+    if has_instances and has_inputs:
+        raise invalid(
+            f"JSON Value: {_short_json(doc)} Not formatted correctly expecting only one of "
+            "'inputs' or 'instances' keys to exist "
+        )
+    if has_instances:
+        instances = doc["instances"]
+        if not isinstance(instances, list):
+            raise invalid(f"JSON Value: {_short_json(doc)} Excepting 'instances' to be an list/array")
+        if not instances:
+            raise invalid(f"JSON Value: {_short_json(doc)} No values in 'instances' array")
+        return _inputs_from_instances(instances, input_specs), RequestFormat.ROW
+    if has_inputs:
+        return _inputs_from_columns(doc["inputs"], input_specs), RequestFormat.COLUMNAR
+    raise invalid("Missing 'inputs' or 'instances' key")
+
+
+def _is_named_object(value: Any) -> bool:
+    return isinstance(value, dict) and not _is_b64(value)
+
+
+def _inputs_from_instances(
+    instances: list[Any], input_specs: Mapping[str, InputSpec]
+) -> dict[str, np.ndarray]:
+    first = instances[0]
+    if not isinstance(first, dict) and len(input_specs) > 1:
+        raise invalid(
+            "instances is a plain list, but expecting list of objects as multiple input tensors "
+            "required as per tensorinfo_map"
+        )
+    if not _is_named_object(first):
+        name = next(iter(input_specs))
+        for index, item in enumerate(instances):
+            if _is_named_object(item):
+                raise invalid(f"Expecting value/list but got object at item {index} of input list")
+        try:
+            return {name: _batch_array(instances, input_specs[name].dtype)}
+        except ServingError as error:
+            raise invalid(f"Failed to process element: 0 of 'instances' list. Error: {error.message}")
+
+    names = set(input_specs)
+    columns: dict[str, list[Any]] = {name: [] for name in input_specs}
+    for index, item in enumerate(instances):
+        if not _is_named_object(item):
+            raise invalid(f"Expecting object but got list at item {index} of input list")
+        for key in item:
+            if key not in names:
+                raise invalid(
+                    f"Failed to process element: {index} key: {key} of 'instances' list. Error: "
+                    f"INVALID_ARGUMENT: JSON object: does not have named input: {key}"
+                )
+        if len(item) != len(names):
+            raise invalid(
+                f"Failed to process element: {index} of 'instances' list. JSON object: "
+                f"{_short_json(item)} keys must be equal to: {','.join(sorted(names))}"
+            )
+        for key, value in item.items():
+            columns[key].append(value)
+    arrays = {}
+    for name, values in columns.items():
+        try:
+            arrays[name] = _batch_array(values, input_specs[name].dtype)
+        except ServingError as error:
+            raise invalid(
+                f"Failed to process element: 0 key: {name} of 'instances' list. Error: "
+                f"{error.message}"
+            ) from None
+    return arrays
+
+
+def _batch_array(values: list[Any], dtype: int) -> np.ndarray:
+    """Stacks the per-instance values of one input; every instance must have one shape."""
+    array = json_to_array(values, dtype)
+    if array.ndim == 0:  # pragma: no cover - a list always gives at least one dimension
+        raise invalid("instances must be a list")
+    return array
+
+
+def _inputs_from_columns(value: Any, input_specs: Mapping[str, InputSpec]) -> dict[str, np.ndarray]:
+    if not isinstance(value, dict) or _is_b64(value):
+        if len(input_specs) > 1:
+            raise invalid(
+                "inputs is a plain value/list, but expecting an object as multiple input tensors "
+                "required as per tensorinfo_map"
+            )
+        name = next(iter(input_specs))
+        return {name: json_to_array(value, input_specs[name].dtype)}
+    arrays = {}
+    for name, spec in input_specs.items():
+        if name not in value:
+            raise invalid(f"Missing named input: {name} in 'inputs' object.")
+        arrays[name] = json_to_array(value[name], spec.dtype)
+    return arrays
+
+
+# --------------------------------------------------------------------------------------------
+# arrays -> JSON (predict, classify, regress)
+
+
+def format_float(value: float, double: bool = False) -> str:
+    """WriteDecimal for one value: `%g`, full precision if that does not round-trip, `.0`."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "-Infinity" if value < 0 else "Infinity"
+    text = "%g" % value
+    if double:
+        if float(text) != value:
+            text = "%.17g" % value
+    elif np.float32(float(text)) != np.float32(value):
+        text = "%.9g" % value
+    if "." not in text and "e" not in text:
+        text += ".0"
+    return text
+
+
+def _format_float_array(flat: np.ndarray) -> list[str]:
+    """format_float over a 1-D float array, with the round-trip check vectorised."""
+    double = flat.dtype == np.float64
+    if flat.dtype not in (np.float32, np.float64):
+        flat = flat.astype(np.float32)
+    values = flat.tolist()
+    finite = np.isfinite(flat)
+    all_finite = bool(finite.all())
+    texts = ["%g" % v for v in values] if all_finite else [
+        ("%g" % v) if ok else ("NaN" if v != v else ("-Infinity" if v < 0 else "Infinity"))
+        for v, ok in zip(values, finite.tolist())
+    ]
+    if all_finite:
+        parsed = np.array(texts, dtype=np.float64)
+    else:
+        parsed = np.where(finite, np.array([t if ok else "0" for t, ok in zip(texts, finite.tolist())], dtype=np.float64), 0.0)
+    if not double:
+        parsed = parsed.astype(np.float32)
+    mismatch = (parsed != flat) & finite
+    if mismatch.any():
+        fmt = "%.17g" if double else "%.9g"
+        for index in np.flatnonzero(mismatch).tolist():
+            texts[index] = fmt % values[index]
+    return [
+        t + ".0" if ("." not in t and "e" not in t and t[-1].isdigit()) else t for t in texts
+    ]
+
+
+def _leaf_texts(array: np.ndarray, as_bytes: bool) -> list[str]:
+    flat = array.reshape(-1)
+    kind = flat.dtype.kind
+    if kind == "f":
+        return _format_float_array(flat)
+    if kind in "iu":
+        return [str(v) for v in flat.tolist()]
+    if kind == "b":
+        return ["true" if v else "false" for v in flat.tolist()]
+    if kind in "OSU":
+        out = []
+        for v in flat.tolist():
+            if isinstance(v, str):
+                v = v.encode("utf-8")
+            if as_bytes:
+                out.append('{"b64": "' + base64.b64encode(v).decode("ascii") + '"}')
+            else:
+                out.append(orjson.dumps(v.decode("utf-8", errors="replace")).decode())
+        return out
+    raise invalid(f"Failed to write JSON value for tensor type: {flat.dtype}")
+
+
+def _nest(texts: list[str], shape: Sequence[int]) -> list[str]:
+    """Groups leaf texts into nested JSON arrays, innermost dimension first; the result holds
+    one string, the whole tensor."""
+    items = texts
+    for depth in range(len(shape) - 1, -1, -1):
+        size = shape[depth]
+        groups = int(np.prod(shape[:depth], dtype=np.int64)) if depth else 1
+        if size == 0:
+            items = ["[]"] * groups
+        else:
+            items = ["[" + ", ".join(items[i : i + size]) + "]" for i in range(0, len(items), size)]
+    return items
+
+
+def _tensor_json(name: str, array: np.ndarray) -> str:
+    texts = _leaf_texts(array, name.endswith("_bytes") and array.dtype.kind in "OSU")
+    return _nest(texts, array.shape)[0] if array.ndim else texts[0]
+
+
+def _rows_json(name: str, array: np.ndarray) -> list[str]:
+    texts = _leaf_texts(array, name.endswith("_bytes") and array.dtype.kind in "OSU")
+    inner = array.shape[1:]
+    if not inner:
+        return texts
+    return _nest_rows(texts, array.shape)
+
+
+def _nest_rows(texts: list[str], shape: Sequence[int]) -> list[str]:
+    items = texts
+    for depth in range(len(shape) - 1, 0, -1):
+        size = shape[depth]
+        groups = int(np.prod(shape[:depth], dtype=np.int64))
+        if size == 0:
+            items = ["[]"] * groups
+        else:
+            items = ["[" + ", ".join(items[i : i + size]) + "]" for i in range(0, len(items), size)]
+    return items
+
+
+def _json_key(name: str) -> str:
+    return orjson.dumps(name).decode()
+
+
+def predict_response_json(outputs: Mapping[str, np.ndarray], fmt: RequestFormat) -> bytes:
+    """MakeJsonFromTensors: `{"predictions": ...}` for row requests, `{"outputs": ...}` else."""
+    if not outputs:
+        raise invalid("Cannot convert empty tensor map to JSON")
+    names = sorted(outputs)
+    if fmt is RequestFormat.COLUMNAR:
+        if len(names) == 1:
+            body = _tensor_json(names[0], outputs[names[0]])
+        else:
+            body = "{" + ", ".join(
+                f"{_json_key(n)}: {_tensor_json(n, outputs[n])}" for n in names
+            ) + "}"
+        return ('{"outputs": ' + body + "}").encode()
+    batch = -1
+    for name in names:
+        array = outputs[name]
+        if array.ndim == 0:
+            raise invalid(f"Tensor name: {name} has no shape information ")
+        if batch >= 0 and array.shape[0] != batch:
+            raise invalid(
+                f"Tensor name: {name} has inconsistent batch size: {array.shape[0]} expecting: "
+                f"{batch}"
+            )
+        batch = array.shape[0]
+    if len(names) == 1:
+        rows = _rows_json(names[0], outputs[names[0]])
+    else:
+        columns = {n: _rows_json(n, outputs[n]) for n in names}
+        keys = {n: _json_key(n) for n in names}
+        rows = [
+            "{" + ", ".join(f"{keys[n]}: {columns[n][i]}" for n in names) + "}"
+            for i in range(batch)
+        ]
+    return ('{"predictions": [' + ", ".join(rows) + "]}").encode()
+
+
+def classify_response_json(classifications: Sequence[Sequence[tuple[str, float]]]) -> bytes:
+    """MakeJsonFromClassificationResult: `{"results": [[[label, score], ...], ...]}`."""
+    if not classifications:
+        raise invalid("Cannot convert empty ClassificationResults to JSON")
+    rows = []
+    for classes in classifications:
+        rows.append(
+            "["
+            + ", ".join(
+                "[" + orjson.dumps(label).decode() + ", " + format_float(score) + "]"
+                for label, score in classes
+            )
+            + "]"
+        )
+    return ('{"results": [' + ", ".join(rows) + "]}").encode()
+
+
+def regress_response_json(values: Sequence[float]) -> bytes:
+    """MakeJsonFromRegressionResult: `{"results": [v1, v2, ...]}`."""
+    if not len(values):
+        raise invalid("Cannot convert empty RegressionResults to JSON")
+    return ('{"results": [' + ", ".join(format_float(float(v)) for v in values) + "]}").encode()
+
+
+def error_json(message: str) -> bytes:
+    """MakeJsonFromStatus: the pretty-printed `{"error": "<message>"}` body."""
+    return b'{\n    "error": ' + orjson.dumps(message) + b"\n}"
+
+
+# --------------------------------------------------------------------------------------------
+# JSON -> tf.Example (classify, regress)
+
+
+def _add_feature_value(value: Any, name: str, feature: feature_pb2.Feature) -> None:
+    kind = feature.WhichOneof("kind")
+
+    def need(expected: str) -> None:
+        if kind is not None and kind != expected:
+            raise invalid(
+                f"Unexpected element type in feature: {name} expecting type: "
+                f"{kind.split('_')[0]}"
+            )
+
+    if value is None or isinstance(value, list):
+        raise invalid(f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}")
+    if isinstance(value, bool):
+        need("int64_list")
+        feature.int64_list.value.append(1 if value else 0)
+    elif isinstance(value, dict):
+        if not _is_b64(value):
+            raise invalid(f"Feature: {name} has element with unexpected JSON type: Object")
+        need("bytes_list")
+        feature.bytes_list.value.append(_decode_b64(value))
+    elif isinstance(value, str):
+        need("bytes_list")
+        feature.bytes_list.value.append(value.encode("utf-8"))
+    elif isinstance(value, float):
+        need("float_list")
+        _check_lossless(value, types_pb2.DT_FLOAT)
+        feature.float_list.value.append(value)
+    elif isinstance(value, int):
+        need("int64_list")
+        if value > 2**63 - 1:
+            raise invalid(f"Feature: {name} has uint64 element. Only int64 is supported.")
+        if value < -(2**63):
+            raise invalid(f"Feature: {name} has element with unexpected JSON type: Number")
+        feature.int64_list.value.append(value)
+    else:  # pragma: no cover - json produces no other types
+        raise invalid(f"Feature: {name} has element with unexpected JSON type: {type(value)}")
+
+
+def _example_from_json(value: Any) -> example_pb2.Example:
+    if not isinstance(value, dict):
+        raise invalid(f"Example must be JSON object but got JSON {_json_type(value)}")
+    example = example_pb2.Example()
+    for name, content in value.items():
+        feature = example.features.feature[name]
+        for item in content if isinstance(content, list) else [content]:
+            _add_feature_value(item, name, feature)
+    return example
+
+
+def examples_from_json(
+    doc: Mapping[str, Any], method: str
+) -> tuple[list[example_pb2.Example], example_pb2.Example | None]:
+    """FillClassifyRegressRequestFromJson: `examples` (and optional `context`) -> tf.Examples."""
+    context = _example_from_json(doc["context"]) if "context" in doc else None
+    if "examples" not in doc:
+        raise invalid(
+            f"JSON Value: {_short_json(doc)} When method is {method}, key 'examples' is expected "
+            "and was not found"
+        )
+    examples = doc["examples"]
+    if not isinstance(examples, list):
+        raise invalid(f"JSON Value: {_short_json(doc)} Expecting 'examples' value to be an list/array")
+    if not examples:
+        raise invalid(f"JSON Value: {_short_json(doc)} 'examples' value is an empty array")
+    return [_example_from_json(item) for item in examples], context
+
+
+def signature_name_from_json(doc: Mapping[str, Any]) -> str:
+    name = doc.get("signature_name", "")
+    if not isinstance(name, str):
+        raise invalid(
+            f"JSON Value: {_short_json(doc)} not formatted correctly. 'signature_name' key must be "
+            "a string value."
+        )
+    return name
+
+
+# --------------------------------------------------------------------------------------------
+# TensorProto <-> numpy (gRPC)
+
+_PROTO_FIELD = {
+    types_pb2.DT_FLOAT: "float_val",
+    types_pb2.DT_DOUBLE: "double_val",
+    types_pb2.DT_INT32: "int_val",
+    types_pb2.DT_INT16: "int_val",
+    types_pb2.DT_INT8: "int_val",
+    types_pb2.DT_UINT8: "int_val",
+    types_pb2.DT_UINT16: "int_val",
+    types_pb2.DT_INT64: "int64_val",
+    types_pb2.DT_UINT32: "uint32_val",
+    types_pb2.DT_UINT64: "uint64_val",
+    types_pb2.DT_BOOL: "bool_val",
+    types_pb2.DT_STRING: "string_val",
+    types_pb2.DT_HALF: "half_val",
+}
+
+
+def tensor_proto_to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
+    """tf.make_ndarray without TF: tensor_content or the typed repeated field, with TF's
+    rule that a single value is broadcast over the whole shape."""
+    if proto.tensor_shape.unknown_rank:
+        raise invalid("Tensor shape must be fully defined; got unknown rank")
+    shape = [d.size for d in proto.tensor_shape.dim]
+    if any(d < 0 for d in shape):
+        raise invalid(f"Tensor shape {shape} has a negative dimension")
+    dtype = numpy_dtype(proto.dtype)
+    count = int(np.prod(shape, dtype=np.int64))
+    if proto.dtype == types_pb2.DT_STRING:
+        values = list(proto.string_val)
+        array = np.empty(len(values), dtype=object)
+        array[:] = values
+    elif proto.tensor_content:
+        if len(proto.tensor_content) != count * dtype.itemsize:
+            raise invalid(
+                f"tensor_content holds {len(proto.tensor_content)} bytes; shape {shape} of "
+                f"{dtype_name(proto.dtype)} needs {count * dtype.itemsize}"
+            )
+        return np.frombuffer(proto.tensor_content, dtype=dtype).reshape(shape)
+    elif proto.dtype == types_pb2.DT_HALF:
+        array = np.array(proto.half_val, dtype=np.uint16).view(np.float16)
+    else:
+        array = np.array(getattr(proto, _PROTO_FIELD[proto.dtype]), dtype=dtype)
+    if array.size == count:
+        return array.reshape(shape)
+    if array.size == 1 and count > 1:
+        return np.full(shape, array[0], dtype=dtype)
+    if array.size == 0 and count == 0:
+        return array.reshape(shape)
+    if array.size == 0:
+        return np.zeros(shape, dtype=dtype) if proto.dtype != types_pb2.DT_STRING else np.full(
+            shape, b"", dtype=object
+        )
+    raise invalid(f"Tensor has {array.size} values but shape {shape} needs {count}")
+
+
+def ndarray_to_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
+    """Fills the typed repeated field (TF Serving's default AsProtoField), so clients that read
+    `outputs[...].float_val` directly keep working."""
+    proto = tensor_pb2.TensorProto()
+    proto.tensor_shape.CopyFrom(
+        tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in array.shape]
+        )
+    )
+    kind = array.dtype.kind
+    if kind in "OSU":
+        proto.dtype = types_pb2.DT_STRING
+        proto.string_val.extend(
+            v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in array.reshape(-1).tolist()
+        )
+        return proto
+    dtype = _FROM_NUMPY.get(array.dtype)
+    if dtype is None:
+        raise ServingError(Code.INTERNAL, f"Cannot encode output of dtype {array.dtype}")
+    proto.dtype = dtype
+    flat = array.reshape(-1)
+    if dtype == types_pb2.DT_HALF:
+        proto.half_val.extend(flat.view(np.uint16).tolist())
+    else:
+        getattr(proto, _PROTO_FIELD[dtype]).extend(flat.tolist())
+    return proto

@@ -1,0 +1,381 @@
+"""Push a model trained elsewhere as the next version of a served model, or roll back.
+
+    python -m serving.push MODEL --serving-dir DIR --model-name NAME [--label stable|canary]
+    python -m serving.push rollback --serving-dir DIR --model-name NAME --to VERSION [--label stable|canary]
+
+MODEL is a SavedModel directory, a `.keras` file or a legacy `.h5` file (as seed 000 saves); Keras
+files are converted to a SavedModel in a temporary directory first. The model is validated as the
+InfraValidator validates (`serving.validate`): it must load in a real model-server process
+(`tensorflow_model_server` if on PATH, else `python -m serving.server`) and answer a request built
+from its signatures' inputs. Only then is it published with `serving.layout.publish`: copied aside
+and renamed into `<DIR>/<NAME>/<next integer version>`, so a server polling DIR picks it up without
+a restart and never sees half a model. A model that fails is refused with the reason (exit code 1)
+and DIR is left untouched.
+
+Labels live in a TF Serving model config file (`<DIR>/models.config` unless --config-file), the
+text ModelServerConfig that `--model_config_file` reads (with
+`--model_config_file_poll_wait_seconds` > 0 the server picks up changes). With labels the model's
+version policy is `specific`: the latest version plus every labelled one, so the labelled versions
+stay loaded. Rollback without --label re-publishes VERSION as the next version (so clients that ask
+for the latest get it again, history kept); with --label it points that label at VERSION.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+from serving import layout, validate
+
+logger = logging.getLogger(__name__)
+
+LABELS = ("stable", "canary")
+CONFIG_FILE_NAME = "models.config"
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+
+class PushError(Exception):
+    """The push or rollback could not be done; the message says why and what to do."""
+
+
+# --------------------------------------------------------------------------------------------
+# Turning MODEL into a SavedModel directory.
+
+
+def _convert_keras_file(path: Path, out_dir: Path) -> None:
+    """Loads a `.h5` / `.keras` file and saves it as a SavedModel with a serving signature."""
+    import tensorflow as tf
+
+    errors = []
+    try:
+        import tf_keras
+
+        model = tf_keras.models.load_model(path, compile=False)
+        tf.saved_model.save(model, str(out_dir))
+        return
+    except Exception as error:  # noqa: BLE001 - try the other Keras before giving up
+        errors.append(f"tf_keras: {validate.shorten(str(error), 300)}")
+        shutil.rmtree(out_dir, ignore_errors=True)
+    if path.suffix == ".keras":
+        try:
+            import keras
+
+            model = keras.saving.load_model(path, compile=False)
+            model.export(str(out_dir))
+            return
+        except Exception as error:  # noqa: BLE001
+            errors.append(f"keras 3: {validate.shorten(str(error), 300)}")
+            shutil.rmtree(out_dir, ignore_errors=True)
+    raise PushError(f"{path} could not be loaded as a Keras model ({'; '.join(errors)})")
+
+
+@contextlib.contextmanager
+def saved_model_dir(model: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yields a SavedModel directory for `model`: itself, or a temporary conversion of a Keras file."""
+    path = Path(model)
+    if path.is_dir():
+        if not (path / "saved_model.pb").is_file():
+            raise PushError(f"{path} is a directory but not a SavedModel: expected saved_model.pb in it")
+        yield path
+        return
+    if not path.is_file():
+        raise PushError(f"{path} does not exist: expected a SavedModel directory, a .keras or a .h5 file")
+    if path.suffix not in (".h5", ".hdf5", ".keras"):
+        raise PushError(f"{path} is not a SavedModel directory, a .keras or a .h5 file")
+    with tempfile.TemporaryDirectory(prefix="push-convert-") as scratch:
+        out_dir = Path(scratch, "saved_model")
+        logger.info("converting %s to a SavedModel in %s", path, out_dir)
+        _convert_keras_file(path, out_dir)
+        yield out_dir
+
+
+# --------------------------------------------------------------------------------------------
+# The model config file (labels).
+
+
+@contextlib.contextmanager
+def _config_lock(config_path: Path) -> Iterator[None]:
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(config_path.parent / f".{config_path.name}.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_model_config(config_path: str | os.PathLike[str]):
+    """The ModelServerConfig in `config_path` (empty when the file does not exist)."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    config = model_server_config_pb2.ModelServerConfig()
+    path = Path(config_path)
+    if path.is_file():
+        try:
+            text_format.Parse(path.read_text(), config)
+        except text_format.ParseError as error:
+            raise PushError(f"{path} is not a text ModelServerConfig: {error}") from None
+    return config
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def update_model_config(
+    config_path: str | os.PathLike[str],
+    serving_dir: str | os.PathLike[str],
+    model_name: str,
+    *,
+    set_labels: Mapping[str, int] | None = None,
+    create: bool = False,
+) -> bool:
+    """Brings `model_name`'s entry in the config file up to date with the serving directory.
+
+    Sets `set_labels`, drops labels whose version is gone, and makes the version policy
+    `specific` = latest version + labelled versions. Other models in the file are kept. The file
+    is written only when it exists, `create` is true or labels are set, and is replaced
+    atomically. Returns True when the file was written.
+    """
+    from google.protobuf import text_format
+
+    path = Path(config_path)
+    model_dir = Path(serving_dir).resolve() / model_name
+    with _config_lock(path):
+        if not path.is_file() and not create and not set_labels:
+            return False
+        config = read_model_config(path)
+        if config.WhichOneof("config") == "custom_model_config":
+            raise PushError(f"{path} uses custom_model_config; only model_config_list can carry labels")
+        entry = next((m for m in config.model_config_list.config if m.name == model_name), None)
+        if entry is None:
+            entry = config.model_config_list.config.add(name=model_name)
+        entry.base_path = str(model_dir)
+        entry.model_platform = "tensorflow"
+        versions = layout.list_versions(model_dir)
+        labels = {k: v for k, v in entry.version_labels.items() if v in versions}
+        for label, version in (set_labels or {}).items():
+            if version not in versions:
+                raise PushError(f"cannot label version {version} of {model_name!r}: it is not in {model_dir}")
+            labels[label] = version
+        entry.version_labels.clear()
+        for label in sorted(labels):
+            entry.version_labels[label] = labels[label]
+        wanted = sorted(set(labels.values()) | ({versions[-1]} if versions else set()))
+        entry.model_version_policy.Clear()
+        if labels:
+            entry.model_version_policy.specific.versions.extend(wanted)
+        else:
+            entry.model_version_policy.latest.num_versions = 1
+        _write_atomically(path, text_format.MessageToString(config))
+    logger.info("wrote %s: %s labels %s, versions %s", path, model_name, labels, wanted)
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# push and rollback as functions.
+
+
+@dataclass(frozen=True)
+class PushResult:
+    version: int
+    path: str
+    validation: validate.ValidationReport
+    label: str | None
+    config_file: str | None
+
+
+def push_model(
+    model: str | os.PathLike[str],
+    serving_dir: str | os.PathLike[str],
+    model_name: str,
+    *,
+    label: str | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+    server: str = validate.SERVER_AUTO,
+    signature_names: Sequence[str] = (),
+    max_loading_seconds: float = 120.0,
+) -> PushResult:
+    """Validates `model` in a model server and publishes it as the next version.
+
+    Raises PushError (the serving directory untouched) when the model cannot be read or fails
+    validation.
+    """
+    layout.check_model_name(model_name)
+    if label is not None and label not in LABELS:
+        raise PushError(f"label {label!r} is not one of {', '.join(LABELS)}")
+    config_path = Path(config_file) if config_file else Path(serving_dir) / CONFIG_FILE_NAME
+    with saved_model_dir(model) as source:
+        report = validate.validate_saved_model(
+            source,
+            model_name=model_name,
+            server=server,
+            signature_names=signature_names,
+            max_loading_seconds=max_loading_seconds,
+        )
+        if not report.ok:
+            raise PushError(f"refused {model}: {report.reason}")
+        published = layout.publish(source, serving_dir, model_name)
+    written = update_model_config(
+        config_path, serving_dir, model_name, set_labels={label: published.version} if label else None
+    )
+    return PushResult(
+        version=published.version,
+        path=published.path,
+        validation=report,
+        label=label,
+        config_file=str(config_path) if written else None,
+    )
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    to_version: int
+    new_version: int | None  # the re-published version, None when a label was moved
+    label: str | None
+    config_file: str | None
+
+
+def rollback(
+    serving_dir: str | os.PathLike[str],
+    model_name: str,
+    to_version: int,
+    *,
+    label: str | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+) -> RollbackResult:
+    """Serves `to_version` again: points `label` at it, or (no label) re-publishes it as the next version."""
+    layout.check_model_name(model_name)
+    model_dir = Path(serving_dir) / model_name
+    versions = layout.list_versions(model_dir)
+    if to_version not in versions:
+        raise PushError(
+            f"version {to_version} of {model_name!r} is not in {model_dir}; it has {versions or 'no versions'}"
+        )
+    source = model_dir / str(to_version)
+    if not layout.is_complete_saved_model(source):
+        raise PushError(f"{source} is not a complete SavedModel; pick another version")
+    config_path = Path(config_file) if config_file else Path(serving_dir) / CONFIG_FILE_NAME
+    if label is not None:
+        if label not in LABELS:
+            raise PushError(f"label {label!r} is not one of {', '.join(LABELS)}")
+        update_model_config(config_path, serving_dir, model_name, set_labels={label: to_version})
+        return RollbackResult(to_version, None, label, str(config_path))
+    published = layout.publish(source, serving_dir, model_name)
+    written = update_model_config(config_path, serving_dir, model_name)
+    return RollbackResult(to_version, published.version, None, str(config_path) if written else None)
+
+
+# --------------------------------------------------------------------------------------------
+# CLI.
+
+
+def _push_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.push",
+        description="Validate a model in a model server, then publish it as the next version. "
+        "See also: python -m serving.push rollback --help",
+    )
+    parser.add_argument("model", help="SavedModel directory, .keras or .h5 file")
+    _common(parser)
+    parser.add_argument("--label", choices=LABELS, help="point this version label at the new version")
+    parser.add_argument(
+        "--server", choices=validate.SERVER_CHOICES, default=validate.SERVER_AUTO,
+        help="model server to validate with (auto: tensorflow_model_server if on PATH, else embedded)",
+    )
+    parser.add_argument(
+        "--signature", action="append", default=[], dest="signatures",
+        help="signature to query (repeatable); default: every signature a request can be built for",
+    )
+    parser.add_argument("--max-load-seconds", type=float, default=120.0, help="load deadline (default 120)")
+    return parser
+
+
+def _rollback_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.push rollback",
+        description="Serve an earlier version again: re-publish it as the next version, "
+        "or with --label point that label at it.",
+    )
+    _common(parser)
+    parser.add_argument("--to", type=int, required=True, dest="to_version", help="the version to serve again")
+    parser.add_argument("--label", choices=LABELS, help="move this label instead of re-publishing")
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--serving-dir", required=True, help="directory holding <model-name>/<version>/")
+    parser.add_argument("--model-name", required=True, help="the served model's name")
+    parser.add_argument(
+        "--config-file", help=f"model config file for labels (default <serving-dir>/{CONFIG_FILE_NAME})"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    is_rollback = bool(args_list) and args_list[0] == "rollback"
+    parser = _rollback_parser() if is_rollback else _push_parser()
+    args = parser.parse_args(args_list[1:] if is_rollback else args_list)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        if is_rollback:
+            result = rollback(
+                args.serving_dir, args.model_name, args.to_version, label=args.label, config_file=args.config_file
+            )
+            if result.label:
+                print(f"label {result.label!r} of {args.model_name!r} now points at version {result.to_version} "
+                      f"({result.config_file})")
+            else:
+                print(f"version {result.to_version} of {args.model_name!r} re-published as version "
+                      f"{result.new_version} (now the latest)")
+            return EXIT_OK
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+        pushed = push_model(
+            args.model,
+            args.serving_dir,
+            args.model_name,
+            label=args.label,
+            config_file=args.config_file,
+            server=args.server,
+            signature_names=args.signatures,
+            max_loading_seconds=args.max_load_seconds,
+        )
+    except (PushError, layout.LayoutError) as error:
+        print(f"push: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+    print(f"validated: {pushed.validation.summary()}")
+    for skipped in pushed.validation.skipped:
+        print(f"  not queried: {skipped}")
+    print(f"pushed {args.model} as version {pushed.version} of {args.model_name!r} at {pushed.path}")
+    if pushed.label:
+        print(f"label {pushed.label!r} -> version {pushed.version} in {pushed.config_file}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

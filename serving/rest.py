@@ -1,0 +1,249 @@
+"""TF Serving's REST API (`/v1/models/...`) as a thin aiohttp adapter over `serving.core`.
+
+`RestApi.handle(method, path, body)` is the whole API as a plain function returning
+(HTTP status, JSON bytes): URL parsing with TF Serving's regexes, body parsing, the core call
+and the error mapping. The aiohttp part only reads the body (size limit, gzip), applies the
+timeout, runs `handle` in a worker thread and writes the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import unquote
+
+import orjson
+from aiohttp import web
+from google.protobuf import json_format
+from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, input_pb2
+
+from serving import protocol
+from serving.core import ServingCore
+from serving.protocol import Code, ServingError, invalid
+
+logger = logging.getLogger(__name__)
+
+# model_servers/http_rest_api_util.cc (kPredictionApiGegex, kModelStatusApiRegex); matched whole.
+_POST_RE = re.compile(
+    r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
+    re.IGNORECASE,
+)
+_GET_RE = re.compile(
+    r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
+    re.IGNORECASE,
+)
+_API_RE = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
+_INT64_MAX = 2**63 - 1
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+# Called as observe(model_name, api, status_code, seconds) after every API request.
+Observer = Callable[[str, str, Code, float], None]
+
+
+@dataclass(frozen=True)
+class RestResponse:
+    status: int
+    body: bytes
+
+
+def _error(error: ServingError) -> RestResponse:
+    return RestResponse(error.http_status, protocol.error_json(error.message))
+
+
+def _version(text: str | None) -> int | None:
+    if text is None:
+        return None
+    value = int(text)
+    if value > _INT64_MAX:
+        raise invalid(f"Failed to convert version: {text} to numeric.")
+    return value
+
+
+def _pretty(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2)
+
+
+class RestApi:
+    """The REST API on top of a ServingCore, independent of any HTTP library."""
+
+    def __init__(self, core: ServingCore, observe: Observer | None = None) -> None:
+        self.core = core
+        self._observe = observe
+
+    def handle(self, method: str, path: str, body: bytes) -> RestResponse:
+        started = time.perf_counter()
+        model, api = "", "unknown"
+        code = Code.OK
+        try:
+            if method == "POST":
+                match = _POST_RE.fullmatch(path)
+                if match is None:
+                    raise invalid(f"Malformed request: {method} {path}")
+                model = unquote(match.group(1))
+                api = match.group(4).lower()
+                version = _version(match.group(2))
+                label = unquote(match.group(3)) if match.group(3) is not None else None
+                doc = protocol.parse_json_body(body)
+                if api == "predict":
+                    result = self.core.predict_json(model, version, label, doc)
+                else:
+                    result = self._classify_regress(api, model, version, label, doc)
+                return RestResponse(200, result)
+            if method == "GET":
+                match = _GET_RE.fullmatch(path)
+                if match is None:
+                    raise invalid(f"Malformed request: {method} {path}")
+                if match.group(1) is None:
+                    raise invalid("Missing model name in request.")
+                model = unquote(match.group(1))
+                version = _version(match.group(2))
+                label = unquote(match.group(3)) if match.group(3) is not None else None
+                if match.group(4):
+                    api = "metadata"
+                    return RestResponse(200, self._metadata(model, version, label))
+                api = "status"
+                return RestResponse(200, self._status(model, version, label))
+            raise invalid(f"Malformed request: {method} {path}")
+        except ServingError as error:
+            code = error.code
+            return _error(error)
+        except Exception as error:  # noqa: BLE001 - never let a request take the server down
+            logger.exception("unexpected error for %s %s", method, path)
+            code = Code.INTERNAL
+            return _error(ServingError(Code.INTERNAL, f"{type(error).__name__}: {error}"))
+        finally:
+            if self._observe is not None and model:
+                self._observe(model, api, code, time.perf_counter() - started)
+
+    def _classify_regress(
+        self, api: str, model: str, version: int | None, label: str | None, doc: dict[str, Any]
+    ) -> bytes:
+        signature_name = protocol.signature_name_from_json(doc)
+        examples, context = protocol.examples_from_json(doc, api)
+        model_input = input_pb2.Input()
+        if context is not None:
+            model_input.example_list_with_context.context.CopyFrom(context)
+            model_input.example_list_with_context.examples.extend(examples)
+        else:
+            model_input.example_list.examples.extend(examples)
+        servable = self.core.store.get_servable(model, version, label)
+        if api == "classify":
+            _, result = self.core.classify_on(servable, signature_name, model_input)
+            return protocol.classify_response_json(
+                [[(c.label, c.score) for c in row.classes] for row in result.classifications]
+            )
+        _, result = self.core.regress_on(servable, signature_name, model_input)
+        return protocol.regress_response_json([r.value for r in result.regressions])
+
+    def _status(self, model: str, version: int | None, label: str | None) -> bytes:
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = model
+        if label is not None:
+            request.model_spec.version_label = label
+        elif version is not None:
+            request.model_spec.version.value = version
+        response = self.core.get_model_status(request)
+        return json_format.MessageToJson(
+            response,
+            including_default_value_fields=True,
+            preserving_proto_field_name=True,
+            indent=1,
+        ).encode()
+
+    def _metadata(self, model: str, version: int | None, label: str | None) -> bytes:
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        request.model_spec.name = model
+        if label is not None:
+            request.model_spec.version_label = label
+        elif version is not None:
+            request.model_spec.version.value = version
+        response = self.core.get_model_metadata(request)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+        return _pretty(
+            {
+                "model_spec": {
+                    "name": response.model_spec.name,
+                    "signature_name": "",
+                    "version": str(response.model_spec.version.value),
+                },
+                "metadata": {
+                    "signature_def": json_format.MessageToDict(
+                        signature_map,
+                        including_default_value_fields=True,
+                        preserving_proto_field_name=True,
+                    )
+                },
+            }
+        )
+
+
+@dataclass(frozen=True)
+class RestOptions:
+    max_body_bytes: int = 256 * 1024 * 1024
+    timeout_seconds: float = 30.0
+    enable_cors: bool = False
+    metrics_path: str | None = None
+
+
+def make_app(
+    api: RestApi,
+    executor: Executor,
+    options: RestOptions,
+    metrics: Callable[[], bytes] | None = None,
+) -> web.Application:
+    """The aiohttp application: one catch-all route, everything else in `api.handle`."""
+
+    cors = (
+        {
+            "Access-Control-Allow-Origin": "*",
+            "Access-Control-Allow-Methods": "POST, GET",
+            "Access-Control-Allow-Headers": "Content-Type",
+        }
+        if options.enable_cors
+        else {}
+    )
+    headers = {**JSON_HEADERS, **cors}
+
+    def reply(status: int, body: bytes) -> web.Response:
+        return web.Response(status=status, body=body, headers=headers)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        path = request.rel_url.raw_path
+        if options.metrics_path is not None and metrics is not None and path == options.metrics_path:
+            return web.Response(body=metrics(), headers={"Content-Type": "text/plain; version=0.0.4"})
+        if not _API_RE.fullmatch(path):
+            return web.Response(status=404, text="Not Found", headers=cors)
+        if request.method == "OPTIONS" and options.enable_cors:
+            origin = request.headers.get("Origin", "")
+            if not origin.startswith(("http://", "https://")):
+                return reply(400, protocol.error_json("Invalid CORS preflight request: missing Origin"))
+            return web.Response(status=200, headers=cors)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return reply(
+                413,
+                protocol.error_json(
+                    f"Request body is larger than the server's limit of {options.max_body_bytes} "
+                    "bytes (--rest_api_max_body_bytes)"
+                ),
+            )
+        except Exception as error:  # noqa: BLE001 - a broken gzip stream, a reset connection
+            return reply(400, protocol.error_json(f"Could not read the request body: {error}"))
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(executor, api.handle, request.method, path, body)
+        try:
+            result = await asyncio.wait_for(future, options.timeout_seconds)
+        except asyncio.TimeoutError:
+            return reply(504, protocol.error_json("Deadline Exceeded"))
+        return reply(result.status, result.body)
+
+    app = web.Application(client_max_size=options.max_body_bytes)
+    app.router.add_route("*", "/{tail:.*}", handler)
+    return app

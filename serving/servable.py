@@ -1,0 +1,228 @@
+"""One loaded SavedModel version: its SignatureDefs (as protos) and its callable signatures.
+
+The SignatureDefMap comes from `saved_model.pb` itself (so metadata is exactly what TF Serving
+reports, `__saved_model_init_op` included); the callables are the concrete functions of
+`tf.saved_model.load`, called with arrays already in the signature's dtypes, so no request
+ever retraces a tf.function.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+
+from serving.protocol import Code, InputSpec, ServingError, dtype_name, invalid, numpy_dtype
+
+logger = logging.getLogger(__name__)
+
+PREDICT_METHOD = "tensorflow/serving/predict"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+DEFAULT_SIGNATURE = "serving_default"
+INIT_OP_SIGNATURE = "__saved_model_init_op"
+
+
+@dataclass
+class Signature:
+    """A callable signature with what request conversion needs to know about it."""
+
+    name: str
+    definition: meta_graph_pb2.SignatureDef
+    function: Any
+    input_specs: dict[str, InputSpec]
+    input_dtypes: dict[str, np.dtype]
+    output_names: tuple[str, ...]
+
+    @property
+    def method_name(self) -> str:
+        return self.definition.method_name
+
+
+@dataclass
+class Servable:
+    """A loaded version of a model. Immutable once built; shared by all request threads."""
+
+    name: str
+    version: int
+    path: str
+    signature_defs: dict[str, meta_graph_pb2.SignatureDef]
+    signatures: dict[str, Signature]
+    loaded: Any = field(repr=False)
+    load_seconds: float = 0.0
+
+    def signature(self, signature_name: str) -> Signature:
+        """The signature a request names ('' means serving_default), or TF Serving's error."""
+        key = signature_name or DEFAULT_SIGNATURE
+        signature = self.signatures.get(key)
+        if signature is None:
+            raise invalid(f"Serving signature name: \"{key}\" not found in signature def")
+        return signature
+
+    def run(
+        self,
+        signature: Signature,
+        inputs: Mapping[str, np.ndarray],
+        output_filter: tuple[str, ...] = (),
+    ) -> dict[str, np.ndarray]:
+        """Calls the signature on arrays; returns the requested outputs as numpy arrays."""
+        check_input_names(signature, inputs)
+        feeds = {}
+        for key, array in inputs.items():
+            want = signature.input_dtypes[key]
+            if array.dtype != want:
+                if want.kind == "O" or array.dtype.kind in "OSU":
+                    raise invalid(
+                        f"Expects arg[{list(signature.input_specs).index(key)}] to be "
+                        f"{dtype_name(signature.input_specs[key].dtype)} but {array.dtype} is "
+                        "provided"
+                    )
+                array = array.astype(want)
+            feeds[key] = array
+        check_shapes(signature, feeds)
+        try:
+            result = signature.function(**feeds)
+        except ServingError:
+            raise
+        except Exception as error:  # noqa: BLE001 - every model failure becomes a status
+            raise model_error(error) from None
+        names = output_filter or signature.output_names
+        outputs = {}
+        for name in names:
+            if name not in result:
+                raise invalid(
+                    f"output tensor alias not found in signature: {name} Outputs expected to be "
+                    f"in the set {{{','.join(signature.output_names)}}}."
+                )
+            outputs[name] = result[name].numpy()
+        return outputs
+
+
+def check_input_names(signature: Signature, inputs: Mapping[str, Any]) -> None:
+    if inputs.keys() == signature.input_specs.keys():
+        return
+    sent = set(inputs)
+    want = set(signature.input_specs)
+    raise invalid(
+        f"input size does not match signature: {len(sent)}!={len(want)} len({{"
+        f"{','.join(sorted(sent))}}}) != len({{{','.join(sorted(want))}}}). Sent extra: "
+        f"{{{','.join(sorted(sent - want))}}}. Missing but required: "
+        f"{{{','.join(sorted(want - sent))}}}."
+    )
+
+
+def model_error(error: Exception) -> ServingError:
+    """Maps an exception raised by a signature call to a status, as TF's Status would carry."""
+    import tensorflow as tf
+
+    if isinstance(error, tf.errors.OpError):
+        return ServingError(Code(error.error_code), clean_op_message(error.message or type(error).__name__))
+    if isinstance(error, (ValueError, TypeError)):
+        # Argument binding (rank, shape or dtype against the TensorSpec). TF's text echoes the
+        # whole input array, so keep only the reason between the backticks.
+        text = str(error)
+        if "`" in text:
+            text = text.split("`")[1]
+        return invalid(text.split("\n")[0][:300])
+    return ServingError(Code.INTERNAL, f"{type(error).__name__}: {str(error)[:300]}")
+
+
+_NOISE_PREFIXES = ("Graph execution error", "Detected at node", "<stack traces", "\t [[", " [[")
+
+
+def clean_op_message(message: str) -> str:
+    """An OpError message without TF's graph-execution preamble and node/op suffixes."""
+    lines = [
+        line.split(" [Op:")[0].strip()
+        for line in message.splitlines()
+        if line.strip() and not line.startswith(_NOISE_PREFIXES)
+    ]
+    text = "; ".join(line for line in lines if line) or message.strip()
+    return text[:1000]
+
+
+def check_shapes(signature: "Signature", inputs: Mapping[str, np.ndarray]) -> None:
+    """Rejects arrays whose rank or known dimensions differ from the SignatureDef's shapes."""
+    for key, array in inputs.items():
+        info = signature.definition.inputs[key]
+        if info.tensor_shape.unknown_rank or not info.HasField("tensor_shape"):
+            continue
+        dims = [d.size for d in info.tensor_shape.dim]
+        if len(dims) != array.ndim or any(d >= 0 and d != n for d, n in zip(dims, array.shape)):
+            raise invalid(
+                f"Input '{key}' has shape {list(array.shape)} but the signature "
+                f"'{signature.name}' expects {dims} (-1 is any size)"
+            )
+
+
+def read_signature_defs(
+    export_dir: str | Path, tags: tuple[str, ...] = ("serve",)
+) -> dict[str, meta_graph_pb2.SignatureDef]:
+    """SignatureDefs of the MetaGraph tagged `tags`, read from saved_model.pb."""
+    path = Path(export_dir) / "saved_model.pb"
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString(path.read_bytes())
+    for meta_graph in saved_model.meta_graphs:
+        if set(meta_graph.meta_info_def.tags) == set(tags):
+            return dict(meta_graph.signature_def)
+    found = [sorted(m.meta_info_def.tags) for m in saved_model.meta_graphs]
+    raise ServingError(
+        Code.NOT_FOUND,
+        f"Could not find meta graph def matching supplied tags: {{ {' '.join(tags)} }}. To inspect "
+        f"available tag-sets in the SavedModel, please use the SavedModel CLI: `saved_model_cli`; "
+        f"found {found}",
+    )
+
+
+def load_servable(
+    name: str, version: int, export_dir: str | Path, tags: tuple[str, ...] = ("serve",)
+) -> Servable:
+    """Loads one version; raises (any exception) when it cannot serve."""
+    import tensorflow as tf
+
+    started = time.perf_counter()
+    signature_defs = read_signature_defs(export_dir, tags)
+    loaded = tf.saved_model.load(str(export_dir), tags=list(tags))
+    functions = getattr(loaded, "signatures", {})
+    signatures: dict[str, Signature] = {}
+    for key, definition in signature_defs.items():
+        if key == INIT_OP_SIGNATURE or key not in functions:
+            continue
+        specs = {k: InputSpec(dtype=v.dtype) for k, v in sorted(definition.inputs.items())}
+        signatures[key] = Signature(
+            name=key,
+            definition=definition,
+            function=functions[key],
+            input_specs=specs,
+            input_dtypes={k: numpy_dtype(s.dtype) for k, s in specs.items()},
+            output_names=tuple(sorted(definition.outputs)),
+        )
+    if not signatures:
+        raise ServingError(
+            Code.FAILED_PRECONDITION,
+            f"SavedModel at {export_dir} has no callable signatures (found "
+            f"{sorted(signature_defs)})",
+        )
+    servable = Servable(
+        name=name,
+        version=version,
+        path=str(export_dir),
+        signature_defs=signature_defs,
+        signatures=signatures,
+        loaded=loaded,
+        load_seconds=time.perf_counter() - started,
+    )
+    logger.info(
+        "loaded %s version %d from %s in %.2f s (signatures: %s)",
+        name,
+        version,
+        export_dir,
+        servable.load_seconds,
+        ", ".join(sorted(signatures)),
+    )
+    return servable

@@ -1,0 +1,299 @@
+"""Fixtures for the serving tests: tiny SavedModels built here, and real server processes.
+
+Stable fixture names (other test modules, e.g. test_client.py, rely on them):
+
+- `half_plus_two_model` (session): path of one SavedModel directory (not versioned) computing
+  y = 0.5 * x + 2, like TF Serving's `saved_model_half_plus_two` testdata. Signatures:
+  `serving_default` (predict, input `x` float32 [batch], output `y` [batch]),
+  `classify_x_to_y` (method tensorflow/serving/classify, input `inputs` = serialized
+  tf.Example with float feature `x`, output `scores` [batch, 1]),
+  `regress_x_to_y` (tensorflow/serving/regress, `inputs` -> `outputs` = 0.5x + 2),
+  `regress_x_to_y2` (`outputs` = 0.5x + 3), and `two_inputs` (predict, inputs `a` float32
+  [batch, 2] and `b` float32 [batch]; outputs `sum` = a0 + a1 + b and `doubled` = 2a).
+- `half_plus_two_dir` (function): a fresh model base path `<tmp>/models/half_plus_two` holding
+  version `1` of that model; publish more versions with `serving.layout.publish`.
+- `bytes_model` (session): a SavedModel whose `serving_default` takes `image_bytes` (string
+  [batch]) and returns `echo_bytes` (the same bytes, so REST answers `{"b64": ...}`),
+  `length` (int32) and `text` (the input with "!" appended, a plain string output).
+- `bytes_model_dir` (function): base path `<tmp>/models/bytes_model` with version 1.
+- `serve` (session): `serve(base_path=None, *, model_name="half_plus_two", args=(),
+  config_file=None, timeout=90)` is a context manager that starts `python -m serving.server`
+  on free loopback ports (`--pick_unused_ports --ready_file=...`, 1 s poll), waits for
+  readiness and yields a `ServerProcess` (`grpc_port`, `rest_port`, `rest_url`, `grpc_target`,
+  `process`, `log_path`, `log()`); the process is terminated (SIGTERM) on exit.
+- `half_plus_two_server` (module): one server on a half_plus_two base path with model name
+  `half_plus_two`, shared by the tests of a module (a `ServerProcess` plus `.base_path`).
+
+Helpers importable from this module: `build_half_plus_two(path)`, `build_bytes_model(path)`,
+`set_method_names(export_dir, {signature: method_name})`, `write_warmup(export_dir, requests)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+import pytest
+
+CLASSIFY = "tensorflow/serving/classify"
+REGRESS = "tensorflow/serving/regress"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+# ---------------------------------------------------------------------------------------------
+# model builders
+
+
+def set_method_names(export_dir: str | os.PathLike, methods: Mapping[str, str]) -> None:
+    """Sets SignatureDef.method_name in saved_model.pb (TF2's saver writes predict for all).
+
+    TF Serving picks Classify/Regress signatures by method_name; tf.saved_model.save has no
+    argument for it, so the tests edit the proto, which tf.saved_model.load ignores anyway.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = Path(export_dir) / "saved_model.pb"
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString(path.read_bytes())
+    for meta_graph in saved_model.meta_graphs:
+        for key, method in methods.items():
+            meta_graph.signature_def[key].method_name = method
+    path.write_bytes(saved_model.SerializeToString())
+
+
+def build_half_plus_two(export_dir: str | os.PathLike) -> Path:
+    import tensorflow as tf
+
+    class HalfPlusTwo(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = tf.Variable(0.5, name="a")
+            self.b = tf.Variable(2.0, name="b")
+            self.c = tf.Variable(3.0, name="c")
+
+        def _x(self, serialized):
+            parsed = tf.io.parse_example(serialized, {"x": tf.io.FixedLenFeature([1], tf.float32)})
+            return parsed["x"]
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+        def predict(self, x):
+            return {"y": self.a * x + self.b}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        def classify(self, inputs):
+            return {"scores": self.a * self._x(inputs) + self.b}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        def regress(self, inputs):
+            return {"outputs": tf.squeeze(self.a * self._x(inputs) + self.b, axis=1)}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        def regress2(self, inputs):
+            return {"outputs": tf.squeeze(self.a * self._x(inputs) + self.c, axis=1)}
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, 2], tf.float32, name="a"),
+                tf.TensorSpec([None], tf.float32, name="b"),
+            ]
+        )
+        def two_inputs(self, a, b):
+            return {"sum": tf.reduce_sum(a, axis=1) + b, "doubled": 2.0 * a}
+
+    module = HalfPlusTwo()
+    export_dir = Path(export_dir)
+    tf.saved_model.save(
+        module,
+        str(export_dir),
+        signatures={
+            "serving_default": module.predict,
+            "classify_x_to_y": module.classify,
+            "regress_x_to_y": module.regress,
+            "regress_x_to_y2": module.regress2,
+            "two_inputs": module.two_inputs,
+        },
+    )
+    set_method_names(
+        export_dir,
+        {"classify_x_to_y": CLASSIFY, "regress_x_to_y": REGRESS, "regress_x_to_y2": REGRESS},
+    )
+    return export_dir
+
+
+def build_bytes_model(export_dir: str | os.PathLike) -> Path:
+    import tensorflow as tf
+
+    class Bytes(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def serve(self, image_bytes):
+            return {
+                "echo_bytes": tf.identity(image_bytes),
+                "length": tf.strings.length(image_bytes),
+                "text": tf.strings.join([image_bytes, "!"]),
+            }
+
+    module = Bytes()
+    tf.saved_model.save(module, str(export_dir), signatures={"serving_default": module.serve})
+    return Path(export_dir)
+
+
+def write_warmup(export_dir: str | os.PathLike, requests: Sequence) -> Path:
+    """Writes PredictionLog records (wrapping PredictRequests) as TF Serving warmup data."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = Path(export_dir) / "assets.extra" / "tf_serving_warmup_requests"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for request in requests:
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(log.SerializeToString())
+    return path
+
+
+@pytest.fixture(scope="session")
+def half_plus_two_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_half_plus_two(tmp_path_factory.mktemp("built") / "half_plus_two")
+
+
+@pytest.fixture(scope="session")
+def bytes_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_bytes_model(tmp_path_factory.mktemp("built") / "bytes_model")
+
+
+@pytest.fixture
+def half_plus_two_dir(tmp_path: Path, half_plus_two_model: Path) -> Path:
+    base = tmp_path / "models" / "half_plus_two"
+    shutil.copytree(half_plus_two_model, base / "1")
+    return base
+
+
+@pytest.fixture
+def bytes_model_dir(tmp_path: Path, bytes_model: Path) -> Path:
+    base = tmp_path / "models" / "bytes_model"
+    shutil.copytree(bytes_model, base / "1")
+    return base
+
+
+# ---------------------------------------------------------------------------------------------
+# server processes
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen
+    grpc_port: int
+    rest_port: int | None
+    log_path: Path
+    base_path: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+def _server_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("TF_USE_LEGACY_KERAS", "1")
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@contextlib.contextmanager
+def start_server(
+    base_path: str | os.PathLike | None = None,
+    *,
+    model_name: str = "half_plus_two",
+    args: Sequence[str] = (),
+    config_file: str | os.PathLike | None = None,
+    timeout: float = 90.0,
+    workdir: Path | None = None,
+) -> Iterator[ServerProcess]:
+    """Runs `python -m serving.server` on free ports until the block ends."""
+    import tempfile
+
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="serve-"))
+    ready = workdir / "ready.json"
+    log_path = workdir / "server.log"
+    command = [
+        sys.executable,
+        "-m",
+        "serving.server",
+        "--pick_unused_ports",
+        f"--ready_file={ready}",
+        "--file_system_poll_wait_seconds=1",
+    ]
+    if config_file is not None:
+        command.append(f"--model_config_file={config_file}")
+    else:
+        command += [f"--model_name={model_name}", f"--model_base_path={base_path}"]
+    command += list(args)
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=_server_env()
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready.exists():
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {process.returncode} before it was ready:\n"
+                    f"{log_path.read_text(errors='replace')[-4000:]}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"server not ready after {timeout} s:\n{log_path.read_text(errors='replace')[-4000:]}"
+                )
+            time.sleep(0.1)
+        info = json.loads(ready.read_text())
+        yield ServerProcess(
+            process=process,
+            grpc_port=info["grpc_port"],
+            rest_port=info["rest_port"],
+            log_path=log_path,
+            base_path=Path(base_path) if base_path is not None else None,
+        )
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def serve():
+    return start_server
+
+
+@pytest.fixture(scope="module")
+def half_plus_two_server(tmp_path_factory: pytest.TempPathFactory, half_plus_two_model: Path):
+    base = tmp_path_factory.mktemp("shared") / "half_plus_two"
+    shutil.copytree(half_plus_two_model, base / "1")
+    with start_server(base, model_name="half_plus_two") as server:
+        yield server
