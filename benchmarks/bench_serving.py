@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
 import os
 import re
@@ -36,11 +37,40 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 4, 16)
+# TF Serving's CPU advice: one batch thread per core, no timeout (batches form from what queues up
+# while the threads are busy), so concurrency 1 pays nothing for batching.
 BATCHING_PARAMETERS = """\
 max_batch_size { value: 64 }
-batch_timeout_micros { value: 1000 }
+batch_timeout_micros { value: 0 }
 max_enqueued_batches { value: 1000 }
 num_batch_threads { value: 2 }
+"""
+# Runs `python -m serving.server` with a cProfile profiler in every Python thread; the merged
+# stats go to the file named by the first argument when the server exits (SIGTERM).
+PROFILE_WRAPPER = r"""
+import atexit, cProfile, pstats, runpy, sys, threading
+out, args = sys.argv[1], sys.argv[2:]
+profiles = []
+def hook(*_):
+    profile = cProfile.Profile()
+    profiles.append(profile)
+    profile.enable()  # replaces this hook for the calling thread
+threading.setprofile(hook)
+main = cProfile.Profile()
+profiles.append(main)
+def dump():
+    main.disable()
+    stats = None
+    for profile in profiles:
+        try:
+            stats = pstats.Stats(profile) if stats is None else stats.add(profile)
+        except TypeError:
+            pass
+    stats.dump_stats(out)
+atexit.register(dump)
+sys.argv = ["serving.server", *args]
+main.enable()
+runpy.run_module("serving.server", run_name="__main__", alter_sys=True)
 """
 
 
@@ -50,13 +80,13 @@ num_batch_threads { value: 2 }
 
 def _percentiles(latencies: list[float]) -> dict[str, float]:
     if not latencies:
-        return {"p50": float("nan"), "p90": float("nan"), "p99": float("nan")}
+        return {"p50": float("nan"), "p90": float("nan"), "p99": float("nan"), "max": float("nan")}
     ordered = sorted(latencies)
 
     def pick(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] * 1e3
 
-    return {"p50": pick(50), "p90": pick(90), "p99": pick(99)}
+    return {"p50": pick(50), "p90": pick(90), "p99": pick(99), "max": ordered[-1] * 1e3}
 
 
 async def _rest_worker(host: str, port: int, request: bytes, keepalive: bool, stop_at: float,
@@ -375,6 +405,40 @@ def bench_model(label: str, version_dir: Path, work: Path, duration: float, warm
     return results
 
 
+def profile_server(version_dir: Path, work: Path, duration: float, protocol: str, batching: bool) -> str:
+    """Where the server's time goes at concurrency 16: cProfile in every server thread."""
+    import pstats
+
+    model_name = "bench"
+    base = work / model_name
+    base.mkdir(parents=True)
+    os.symlink(version_dir.resolve(), base / "1")
+    input_name, shape, dtype = input_spec(version_dir)
+    payloads = write_payloads(work, model_name, input_name, shape, dtype)
+    rest_port, grpc_port = _free_port(), _free_port()
+    stats_path = work / "server.prof"
+    command = [sys.executable, "-c", PROFILE_WRAPPER, str(stats_path), f"--port={grpc_port}",
+               f"--rest_api_port={rest_port}", f"--model_name={model_name}", f"--model_base_path={base}"]
+    if batching:
+        (work / "batching.pbtxt").write_text(BATCHING_PARAMETERS)
+        command += ["--enable_batching", f"--batching_parameters_file={work / 'batching.pbtxt'}"]
+    test = {"name": f"{protocol} throughput c16", "protocol": protocol, "rows": 1, "concurrency": 16,
+            "payload": "rest_ours_1" if protocol == "rest" else "grpc_1", "duration": duration, "warmup": 0.3}
+    plan = {"rest_host": "127.0.0.1", "rest_port": rest_port, "grpc_target": f"127.0.0.1:{grpc_port}",
+            "keepalive": True, "payloads": payloads, "tests": [test]}
+    with running(command, f"http://127.0.0.1:{rest_port}/v1/models/{model_name}", work / "profiled.log"):
+        (result,) = run_loadgen(work, plan)
+    deadline = time.monotonic() + 30
+    while not stats_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    buffer = io.StringIO()
+    stats = pstats.Stats(str(stats_path), stream=buffer)
+    stats.sort_stats("tottime").print_stats(30)
+    stats.sort_stats("cumulative").print_stats(40)
+    return (f"profiled {protocol} c=16 (batching {'on' if batching else 'off'}): {result['count']} requests, "
+            f"{result['throughput']:.0f} req/s under cProfile, {result['errors']} errors\n" + buffer.getvalue())
+
+
 # --------------------------------------------------------------------------------------------
 # Report.
 
@@ -443,9 +507,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-cnn", action="store_true", help="only the pushed model")
     parser.add_argument("--variants", default="ours,ours+batching,naive",
                         help="comma-separated servers to run: ours, ours+batching, naive")
+    parser.add_argument("--profile", choices=("rest", "grpc"),
+                        help="instead of the table: cProfile the server under 16 concurrent 1-row requests")
+    parser.add_argument("--profile-batching", action="store_true", help="with --profile: enable batching")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args(argv)
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     reports = []
     results = []
@@ -468,6 +536,11 @@ def main(argv: list[str] | None = None) -> int:
             pushed = pushed / str(versions[-1])
         if pushed is not None:
             models.append((f"pushed model {pushed}", pushed))
+        if args.profile:
+            label, version_dir = models[0]
+            print(f"[{label}]")
+            print(profile_server(version_dir, work / "profile", args.duration, args.profile, args.profile_batching))
+            return 0
         for index, (label, version_dir) in enumerate(models):
             model_work = work / f"m{index}"
             model_work.mkdir()
@@ -480,7 +553,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
-    print(f"total {time.monotonic() - started:.0f} s; {os.cpu_count()} CPUs; python {sys.version.split()[0]}")
+    print(f"total {time.monotonic() - started:.0f} s; {os.cpu_count()} CPUs; python {sys.version.split()[0]}; "
+          f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other work on the box "
+          "skews the numbers)")
     return 0
 
 

@@ -1,0 +1,1 @@
+"""Kubeflow Pipelines and Kubernetes: compile and submit the pipeline, publish models, Beam arguments."""

@@ -30,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--model-name", help="served model name (env MODEL_NAME; default: the data kind)")
     c.add_argument("--pipeline-name", help="KFP pipeline name, [a-z0-9][a-z0-9-]* (env PIPELINE_NAME)")
     c.add_argument("--display-name", help="name shown in the KFP UI (default: the pipeline name)")
+    c.add_argument(
+        "--no-infra-validator", dest="infra_validator", action="store_false",
+        help="leave out the InfraValidator (by default it loads and queries the model in a model "
+        "server process inside its own pod before the Pusher may push)",
+    )
     beam = c.add_argument_group("Beam (see docs/kubeflow.md, 'Beam at scale')")
     beam.add_argument("--beam-runner", choices=sorted(RUNNERS), help="runner for the data components (default: TFX's in-process DirectRunner)")
     beam.add_argument("--beam-workers", type=int, help="direct: processes (0 = per core); flink/spark: parallelism; dataflow: max workers")
@@ -54,10 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     caching.add_argument("--no-cache", dest="enable_caching", action="store_false", help="force caching off")
     s.add_argument("--dry-run", action="store_true", help="print what would be submitted; contact nothing")
 
-    p = commands.add_parser("publish", help="copy a SavedModel into a serving volume as the next version")
+    p = commands.add_parser("publish", help="validate a SavedModel and publish it into a serving volume")
     p.add_argument("--source", required=True, help="SavedModel URI: the Pusher's pushed_model or the Trainer's model artifact")
     p.add_argument("--serving-dir", required=True, help="the mounted models volume, e.g. /models")
     p.add_argument("--model-name", required=True, help="model name, e.g. digits")
+    p.add_argument("--max-load-seconds", type=float, default=120.0, help="deadline for the validation load")
     return parser
 
 
@@ -100,12 +106,18 @@ def _compile(args: argparse.Namespace) -> int:
             )
         elif args.beam_arg:
             pipeline_args = list(args.beam_arg)
+        infra_validator = None
+        if args.infra_validator:
+            from components.infra_validator import make_infra_validator
+
+            infra_validator = make_infra_validator()
         output = compile_pipeline(
             config=config,
             image=args.image,
             output=args.output,
             beam_pipeline_args=pipeline_args,
             display_name=args.display_name,
+            infra_validator=infra_validator,
         )
         package = load_package(output)
     except (CompileError, ConfigError, BeamArgsError) as error:
@@ -157,15 +169,18 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from kubeflow.publish import PublishError, publish_from
+    from kubeflow.publish import PublishError, PushError, publish_from
     from serving.layout import LayoutError
 
     try:
-        published = publish_from(args.source, args.serving_dir, args.model_name)
-    except (PublishError, LayoutError) as error:
+        published = publish_from(
+            args.source, args.serving_dir, args.model_name, max_loading_seconds=args.max_load_seconds
+        )
+    except (PublishError, PushError, LayoutError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"published version {published.version} at {published.path}")
+    print(f"validated: {published.validation.summary()}")
+    print(f"published version {published.version} of {args.model_name!r} at {published.path}")
     return 0
 
 

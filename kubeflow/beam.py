@@ -153,9 +153,19 @@ def _dataflow(s: BeamSettings) -> list[str]:
     return args
 
 
+# The `python -m kubeflow compile` option that sets each BeamSettings field, for error messages.
+_COMPILE_OPTIONS = {
+    "master": "--beam-master",
+    "rest_url": "--beam-rest-url",
+    "project": "--gcp-project",
+    "region": "--gcp-region",
+    "temp_location": "--beam-temp-location",
+}
+
+
 def _require(s: BeamSettings, name: str, what: str) -> None:
     if not getattr(s, name):
-        raise BeamArgsError(f"the {s.runner} runner needs {name}: {what}")
+        raise BeamArgsError(f"the {s.runner} runner needs {name} ({_COMPILE_OPTIONS[name]}): {what}")
 
 
 def validate_beam_args(args: Sequence[str]) -> PipelineOptions:

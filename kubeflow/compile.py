@@ -15,7 +15,7 @@ from tfx import v1 as tfx
 
 from kubeflow.beam import validate_beam_args
 from pipeline.configs import PipelineConfig
-from pipeline.pipeline import create_pipeline
+from pipeline.pipeline import InfraValidatorFactory, create_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +66,14 @@ def compile_pipeline(
     output: str | Path = DEFAULT_OUTPUT,
     beam_pipeline_args: Sequence[str] = (),
     display_name: str | None = None,
+    infra_validator: InfraValidatorFactory | None = None,
 ) -> Path:
     """Writes the KFP v2 pipeline for `config` to `output` and returns its path.
 
     `output` ending in .json gets the runner's PipelineJob JSON (pipelineSpec plus the
     runtime config holding the pipeline root); .yaml/.yml gets a bare PipelineSpec, the form
-    the KFP UI's "Upload pipeline" takes.
+    the KFP UI's "Upload pipeline" takes. `infra_validator` fills the pipeline's InfraValidator
+    slot exactly as for the local runners.
     """
     validate_pipeline_name(config.pipeline_name)
     validate_image(image)
@@ -89,7 +91,9 @@ def compile_pipeline(
                 name,
                 value,
             )
-    pipeline = create_pipeline(config=config, beam_pipeline_args=list(beam_pipeline_args))
+    pipeline = create_pipeline(
+        config=config, beam_pipeline_args=list(beam_pipeline_args), infra_validator=infra_validator
+    )
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
             default_image=image, display_name=display_name or config.pipeline_name

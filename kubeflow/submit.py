@@ -54,6 +54,7 @@ class Package:
     parameters: dict[str, Any]
     tasks: tuple[str, ...]
     images: tuple[str, ...]
+    beam_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,11 +105,16 @@ def load_package(path: str | Path) -> Package:
             f"no compiled pipeline at {path}: run `python -m kubeflow compile --image IMAGE` first "
             "or pass --package FILE"
         )
+    text = path.read_text()
     try:
-        with path.open() as handle:
-            documents = [d for d in yaml.safe_load_all(handle) if d is not None]
+        if path.suffix == ".json":
+            documents = [json.loads(text)]
+        else:
+            documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except ValueError as error:  # json.JSONDecodeError
+        raise SubmitError(f"{path} is not valid JSON: {error}") from None
     except yaml.YAMLError as error:
-        raise SubmitError(f"{path} is neither JSON nor YAML: {error}".splitlines()[0]) from None
+        raise SubmitError(f"{path} is not valid YAML: {error}".splitlines()[0]) from None
     if not documents or not isinstance(documents[0], dict):
         raise SubmitError(f"{path} holds no pipeline: expected a PipelineJob JSON or PipelineSpec YAML")
     document = documents[0]
@@ -138,12 +144,24 @@ def load_package(path: str | Path) -> Package:
         parameters=_runtime_parameters(runtime),
         tasks=tuple(sorted(spec.root.dag.tasks)),
         images=tuple(images),
+        beam_args=_beam_args(spec_dict),
     )
 
 
 def _images(spec_dict: Mapping[str, Any]) -> set[str]:
     executors = spec_dict.get("deploymentSpec", {}).get("executors", {})
     return {e["container"]["image"] for e in executors.values() if "container" in e}
+
+
+def _beam_args(spec_dict: Mapping[str, Any]) -> tuple[str, ...]:
+    """The pipeline's Beam arguments: KubeflowV2DagRunner appends them to every container's
+    arguments, after the `{{$}}` executor-input placeholder."""
+    executors = spec_dict.get("deploymentSpec", {}).get("executors", {})
+    for name in sorted(executors):
+        args = executors[name].get("container", {}).get("args", [])
+        if "{{$}}" in args:
+            return tuple(args[args.index("{{$}}") + 1:])
+    return ()
 
 
 def _runtime_parameters(runtime: Mapping[str, Any]) -> dict[str, Any]:
@@ -165,22 +183,34 @@ def describe(request: SubmitRequest) -> str:
     package = request.package
     root = request.pipeline_root or package.pipeline_root or "(the KFP server's default)"
     auth = [name for name, value in (("token", request.credentials.token), ("cookies", request.credentials.cookies)) if value]
-    lines = [
-        "dry run: nothing was sent",
-        f"host:          {request.host}",
-        f"package:       {package.path}",
-        f"pipeline:      {package.pipeline_name} ({package.display_name})",
-        f"experiment:    {request.experiment}",
-        f"run name:      {request.run_name}",
-        f"namespace:     {request.namespace or '(client default)'}",
-        f"pipeline root: {root}",
-        f"image(s):      {', '.join(package.images)}",
-        f"tasks ({len(package.tasks)}):   {', '.join(package.tasks)}",
-        f"parameters:    {json.dumps(package.parameters, sort_keys=True) if package.parameters else '(none)'}",
-        f"caching:       {'compile-time settings' if request.enable_caching is None else request.enable_caching}",
-        f"credentials:   {', '.join(auth) if auth else 'none'} (values not shown)",
+    rows = [
+        ("host", request.host),
+        ("package", str(package.path)),
+        ("pipeline", f"{package.pipeline_name} ({package.display_name})"),
+        ("experiment", request.experiment),
+        ("run name", request.run_name),
+        ("namespace", request.namespace or "(client default)"),
+        ("pipeline root", root),
+        ("image(s)", ", ".join(package.images)),
+        (f"tasks ({len(package.tasks)})", ", ".join(package.tasks)),
+        ("beam", _describe_beam(package.beam_args)),
+        ("parameters", json.dumps(package.parameters, sort_keys=True) if package.parameters else "(none)"),
+        ("caching", "compile-time settings" if request.enable_caching is None else str(request.enable_caching)),
+        ("credentials", f"{', '.join(auth) if auth else 'none'} (values not shown)"),
     ]
+    lines = ["dry run: nothing was sent"] + [f"{label + ':':<15}{value}" for label, value in rows]
     return "\n".join(lines)
+
+
+def _describe_beam(args: tuple[str, ...]) -> str:
+    if not args:
+        return "TFX default (DirectRunner inside each task's pod)"
+    from kubeflow.beam import BeamArgsError, describe
+
+    try:
+        return ", ".join(f"{key}={value}" for key, value in describe(args).items())
+    except BeamArgsError as error:
+        return f"{' '.join(args)} (not valid for this Beam version: {error})"
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -112,9 +112,28 @@ def read_evaluation(uri: str, summary: RunSummary) -> None:
     result = tfma.load_validation_result(uri)
     for failure in result.metric_validations_per_slice:
         for item in failure.failures:
-            summary.validation_failures.append(f"{item.metric_key.name}: {item.message}")
+            summary.validation_failures.append(describe_failure(item))
     if result.missing_slices:
         summary.validation_failures.append(f"missing slices: {list(result.missing_slices)}")
+
+
+def describe_failure(failure) -> str:
+    """One line for a TFMA ValidationFailure: metric, value and the bound it missed."""
+    name = failure.metric_key.name + (" change vs baseline" if failure.metric_key.is_diff else "")
+    value = failure.metric_value.double_value.value
+    threshold = failure.metric_threshold
+    bounds = []
+    for kind in ("value_threshold", "change_threshold"):
+        if threshold.HasField(kind):
+            bound = getattr(threshold, kind)
+            for side, word in (("lower_bound", ">="), ("upper_bound", "<=")):
+                if hasattr(bound, side) and bound.HasField(side):
+                    bounds.append(f"{word} {getattr(bound, side).value:g}")
+            for side in ("absolute", "relative"):
+                if hasattr(bound, side) and bound.HasField(side):
+                    bounds.append(f"{side} change {getattr(bound, side).value:g}")
+    text = f"{name} {value:.4f}, expected {' and '.join(bounds) or 'the threshold'}"
+    return f"{text} ({failure.message})" if failure.message else text
 
 
 def summarize(config: configs.PipelineConfig) -> RunSummary:

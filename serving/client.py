@@ -17,6 +17,7 @@ import argparse
 import base64
 import concurrent.futures
 import dataclasses
+import functools
 import io
 import json
 import logging
@@ -86,7 +87,7 @@ class ClientError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class TensorSpec:
-    """One signature input or output: TF dtype name and shape (-1 for unknown dims, None if no rank)."""
+    """A signature input or output: TF dtype name, shape (-1: unknown dim; None: unknown rank)."""
 
     name: str
     dtype: str
@@ -356,7 +357,7 @@ def examples_to_json(examples: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def dict_to_example(features: Mapping[str, Any]) -> Any:
-    """{feature: value(s)} -> tf.train.Example; ints -> int64_list, floats -> float_list, else bytes."""
+    """{feature: value(s)} -> tf.train.Example: ints to int64_list, floats to float_list, else bytes."""
     from tensorflow.core.example import example_pb2
 
     example = example_pb2.Example()
@@ -409,10 +410,14 @@ def image_input(signature: SignatureSpec) -> tuple[str, int, int, int]:
 
 
 def _describe(specs: Mapping[str, TensorSpec]) -> str:
-    return ", ".join(f"{n} {s.dtype} {list(s.shape) if s.shape is not None else '?'}" for n, s in specs.items())
+    return ", ".join(
+        f"{n} {s.dtype} {list(s.shape) if s.shape is not None else '?'}" for n, s in specs.items()
+    )
 
 
-def load_image(source: str | os.PathLike[str] | bytes, height: int, width: int, channels: int) -> np.ndarray:
+def load_image(
+    source: str | os.PathLike[str] | bytes, height: int, width: int, channels: int
+) -> np.ndarray:
     """A PNG/JPEG file (or its bytes) -> float32 [H, W, C] raw pixels 0-255, resized to fit."""
     from PIL import Image, UnidentifiedImageError
 
@@ -446,7 +451,8 @@ def _encoded_image(source: str | os.PathLike[str] | bytes) -> bytes:
     try:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
     except OSError as err:
-        raise ClientError(f"cannot read image {_name(source)}: {err}", code="INVALID_ARGUMENT") from err
+        message = f"cannot read image {_name(source)}: {err}"
+        raise ClientError(message, code="INVALID_ARGUMENT") from err
     if not (data.startswith(b"\x89PNG\r\n\x1a\n") or data.startswith(b"\xff\xd8\xff")):
         raise ClientError(
             f"{_name(source)} is not a PNG or JPEG file (its first bytes are {data[:8]!r})",
@@ -463,7 +469,12 @@ class _RestTransport:
     def __init__(self, host: str, port: int, timeout: float, pool_size: int):
         self.base = f"http://{host if ':' not in host else '[' + host + ']'}:{port}"
         self._pool = urllib3.HTTPConnectionPool(
-            host, port, maxsize=pool_size, block=False, retries=False, timeout=urllib3.Timeout(total=timeout)
+            host,
+            port,
+            maxsize=pool_size,
+            block=False,
+            retries=False,
+            timeout=urllib3.Timeout(total=timeout),
         )
 
     def close(self) -> None:
@@ -481,6 +492,13 @@ class _RestTransport:
                 method, path, body=payload, headers=headers, retries=False,
                 timeout=urllib3.Timeout(total=timeout), preload_content=True,
             )
+        except urllib3.exceptions.NewConnectionError as err:
+            # Checked first: urllib3 1.26 derives it from ConnectTimeoutError.
+            raise ClientError(
+                f"cannot reach the REST endpoint {self.base} ({_short(err)}): is the server running "
+                "and is this its REST port (--rest_api_port)?",
+                code="UNAVAILABLE",
+            ) from err
         except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ConnectTimeoutError) as err:
             raise ClientError(
                 f"deadline of {timeout:g} s exceeded: {method} {url} got no answer in time",
@@ -555,7 +573,9 @@ class _GrpcTransport:
             code_name = code.name if code is not None else "UNKNOWN"
             details = err.details() if hasattr(err, "details") else str(err)
             if code_name == "DEADLINE_EXCEEDED":
-                message = f"deadline of {timeout:g} s exceeded: {name} on {self.target} got no answer in time"
+                message = (
+                    f"deadline of {timeout:g} s exceeded: {name} on {self.target} got no answer in time"
+                )
             elif code_name == "UNAVAILABLE":
                 message = (
                     f"cannot reach the gRPC endpoint {self.target} ({details}): is the server running "
@@ -591,15 +611,23 @@ class ServingClient:
         pool_size: int = 16,
     ):
         if protocol not in ("rest", "grpc"):
-            raise ClientError(f"protocol {protocol!r} is not supported: expected 'rest' or 'grpc'", code="INVALID_ARGUMENT")
+            raise ClientError(
+                f"protocol {protocol!r} is not supported: expected 'rest' or 'grpc'",
+                code="INVALID_ARGUMENT",
+            )
         if version is not None and label is not None:
             raise ClientError(
                 f"give a version ({version}) or a label ({label!r}), not both", code="INVALID_ARGUMENT"
             )
         if not model:
-            raise ClientError("model name is empty: pass the name the server serves", code="INVALID_ARGUMENT")
+            raise ClientError(
+                "model name is empty: pass the name the server serves", code="INVALID_ARGUMENT"
+            )
         if not timeout or timeout <= 0:
-            raise ClientError(f"timeout must be a positive number of seconds, got {timeout!r}", code="INVALID_ARGUMENT")
+            raise ClientError(
+                f"timeout must be a positive number of seconds, got {timeout!r}",
+                code="INVALID_ARGUMENT",
+            )
         self.endpoint = endpoint
         self.protocol: Protocol = protocol
         self.model = model
@@ -622,8 +650,11 @@ class ServingClient:
         (self._rest or self._grpc).close()  # type: ignore[union-attr]
 
     def __repr__(self) -> str:
-        pin = f", version={self.version}" if self.version is not None else (f", label={self.label!r}" if self.label else "")
-        return f"ServingClient({self.endpoint!r}, protocol={self.protocol!r}, model={self.model!r}{pin})"
+        pin = f", version={self.version}" if self.version is not None else ""
+        pin += f", label={self.label!r}" if self.label else ""
+        return (
+            f"ServingClient({self.endpoint!r}, protocol={self.protocol!r}, model={self.model!r}{pin})"
+        )
 
     # -- model status and metadata ------------------------------------------------------------
 
@@ -631,13 +662,14 @@ class ServingClient:
         """Versions of the model and their states (all versions unless version/label is set)."""
         timeout = timeout or self.timeout
         if self._rest:
-            return parse_status(self._rest.call("GET", model_path(self.model, self.version, self.label), timeout=timeout))
+            return parse_status(self._rest.call("GET", self._rest_path(""), timeout=timeout))
         from google.protobuf import json_format
         from tensorflow_serving.apis import get_model_status_pb2
 
         request = get_model_status_pb2.GetModelStatusRequest()
         self._fill_spec(request.model_spec, signature=None)
-        response = self._grpc.call(self._grpc.model.GetModelStatus, request, timeout=timeout, name="GetModelStatus")  # type: ignore[union-attr]
+        grpc = self._grpc_transport()
+        response = grpc.call(grpc.model.GetModelStatus, request, timeout=timeout, name="GetModelStatus")
         return parse_status(json_format.MessageToDict(response, preserving_proto_field_name=True))
 
     def wait_until_available(self, timeout: float = 30.0, poll_s: float = 0.1) -> list[VersionStatus]:
@@ -649,12 +681,15 @@ class ServingClient:
                 versions = self.status(timeout=min(self.timeout, max(timeout, 0.5)))
                 if any(v.state == "AVAILABLE" for v in versions):
                     return versions
-                last = ", ".join(f"version {v.version} {v.state} {v.error_message}".strip() for v in versions)
+                last = ", ".join(
+                    f"version {v.version} {v.state} {v.error_message}".strip() for v in versions
+                )
             except ClientError as err:
                 last = str(err)
             if time.monotonic() >= deadline:
                 raise ClientError(
-                    f"model {self.model!r} at {self.endpoint} was not AVAILABLE within {timeout:g} s: {last}",
+                    f"model {self.model!r} at {self.endpoint} was not AVAILABLE within "
+                    f"{timeout:g} s: {last}",
                     code="DEADLINE_EXCEEDED",
                 )
             time.sleep(poll_s)
@@ -666,7 +701,7 @@ class ServingClient:
                 return self._metadata
         timeout = timeout or self.timeout
         if self._rest:
-            document = self._rest.call("GET", model_path(self.model, self.version, self.label) + "/metadata", timeout=timeout)
+            document = self._rest.call("GET", self._rest_path("/metadata"), timeout=timeout)
             metadata = parse_metadata(document)
         else:
             from google.protobuf import json_format
@@ -675,14 +710,18 @@ class ServingClient:
             request = get_model_metadata_pb2.GetModelMetadataRequest()
             self._fill_spec(request.model_spec, signature=None)
             request.metadata_field.append("signature_def")
-            response = self._grpc.call(self._grpc.prediction.GetModelMetadata, request, timeout=timeout, name="GetModelMetadata")  # type: ignore[union-attr]
+            grpc = self._grpc_transport()
+            response = grpc.call(
+                grpc.prediction.GetModelMetadata, request, timeout=timeout, name="GetModelMetadata"
+            )
             signature_map = get_model_metadata_pb2.SignatureDefMap()
             if "signature_def" in response.metadata:
                 response.metadata["signature_def"].Unpack(signature_map)
+            as_dict = functools.partial(json_format.MessageToDict, preserving_proto_field_name=True)
             metadata = parse_metadata(
                 {
-                    "model_spec": json_format.MessageToDict(response.model_spec, preserving_proto_field_name=True),
-                    "metadata": {"signature_def": json_format.MessageToDict(signature_map, preserving_proto_field_name=True)},
+                    "model_spec": as_dict(response.model_spec),
+                    "metadata": {"signature_def": as_dict(signature_map)},
                 }
             )
         with self._lock:
@@ -704,17 +743,23 @@ class ServingClient:
         signature = self.metadata().signature(signature_name)
         named = self._named_inputs(inputs, signature)
         if self._rest:
-            body = {"signature_name": signature_name, "inputs": {k: _json_value(v) for k, v in named.items()}}
+            columns = {k: _json_value(v) for k, v in named.items()}
+            body = {"signature_name": signature_name, "inputs": columns}
             document = self._rest.call("POST", self._rest_path(":predict"), body, timeout=timeout)
             outputs = document.get("outputs") if isinstance(document, dict) else None
             if outputs is None:
-                raise ClientError(f"predict answer has no 'outputs' key: {str(document)[:200]}", code="INTERNAL")
+                message = f"predict answer has no 'outputs' key: {str(document)[:200]}"
+                raise ClientError(message, code="INTERNAL")
             if len(signature.outputs) == 1:
                 # TF Serving drops the name when a signature has one output.
                 (only,) = signature.outputs.values()
                 if not (isinstance(outputs, dict) and set(outputs) == {only.name}):
                     outputs = {only.name: outputs}
-            return {k: json_to_array(v, signature.outputs[k].dtype if k in signature.outputs else "DT_FLOAT") for k, v in outputs.items()}
+            specs = signature.outputs
+            return {
+                k: json_to_array(v, specs[k].dtype if k in specs else "DT_FLOAT")
+                for k, v in outputs.items()
+            }
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2
 
@@ -722,7 +767,8 @@ class ServingClient:
         self._fill_spec(request.model_spec, signature=signature_name)
         for name, value in named.items():
             request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
-        response = self._grpc.call(self._grpc.prediction.Predict, request, timeout=timeout, name="Predict")  # type: ignore[union-attr]
+        grpc = self._grpc_transport()
+        response = grpc.call(grpc.prediction.Predict, request, timeout=timeout, name="Predict")
         return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
 
     def classify(
@@ -789,7 +835,9 @@ class ServingClient:
             else:
                 input_name, height, width, channels = image_input(metadata.signature(signature_name))
                 pixels = np.stack([load_image(c, height, width, channels) for c in chunk])
-                outputs = self.predict({input_name: pixels}, signature_name=signature_name, timeout=timeout)
+                outputs = self.predict(
+                    {input_name: pixels}, signature_name=signature_name, timeout=timeout
+                )
             for source, row in zip(chunk, interpret_classifier_outputs(outputs)):
                 results.append(dataclasses.replace(row, source=_name(source)))
         return results
@@ -808,7 +856,8 @@ class ServingClient:
         Integer labels are compared with the model's class id, text labels with its class name.
         Failed requests count as errors (as in mnist_client) and are reported separately."""
         if len(images) != len(labels):
-            raise ClientError(f"{len(images)} images but {len(labels)} labels", code="INVALID_ARGUMENT")
+            message = f"{len(images)} images but {len(labels)} labels"
+            raise ClientError(message, code="INVALID_ARGUMENT")
         if concurrency < 1 or batch_size < 1:
             raise ClientError(
                 f"concurrency ({concurrency}) and batch size ({batch_size}) must be at least 1",
@@ -830,9 +879,8 @@ class ServingClient:
             start, stop = chunk
             began = time.perf_counter()
             try:
-                rows = interpret_classifier_outputs(
-                    self.predict({input_name: np.asarray(images[start:stop], dtype=np.float32)}, signature_name=signature_name)
-                )
+                batch = {input_name: np.asarray(images[start:stop], dtype=np.float32)}
+                rows = interpret_classifier_outputs(self.predict(batch, signature_name=signature_name))
             except ClientError as err:
                 with lock:
                     failed += 1
@@ -864,6 +912,11 @@ class ServingClient:
         )
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _grpc_transport(self) -> _GrpcTransport:
+        if self._grpc is None:  # unreachable: REST clients take the REST branch first
+            raise RuntimeError(f"{self!r} has no gRPC transport")
+        return self._grpc
 
     def _rest_path(self, suffix: str) -> str:
         return model_path(self.model, self.version, self.label) + suffix
@@ -898,18 +951,27 @@ class ServingClient:
         return {spec.name: _as_array(inputs, spec.dtype)}
 
     def _infer(
-        self, api: str, examples: Sequence[Any], context: Mapping[str, Any] | None, signature_name: str, timeout: float | None
+        self,
+        api: str,
+        examples: Sequence[Any],
+        context: Mapping[str, Any] | None,
+        signature_name: str,
+        timeout: float | None,
     ) -> Any:
         timeout = timeout or self.timeout
         if not examples:
             raise ClientError(f"{api} needs at least one example", code="INVALID_ARGUMENT")
         if self._rest:
-            body: dict[str, Any] = {"signature_name": signature_name, "examples": examples_to_json(examples)}
+            body: dict[str, Any] = {
+                "signature_name": signature_name,
+                "examples": examples_to_json(examples),
+            }
             if context:
                 body["context"] = examples_to_json([context])[0]
             document = self._rest.call("POST", self._rest_path(":" + api), body, timeout=timeout)
             if not isinstance(document, dict) or "results" not in document:
-                raise ClientError(f"{api} answer has no 'results' key: {str(document)[:200]}", code="INTERNAL")
+                message = f"{api} answer has no 'results' key: {str(document)[:200]}"
+                raise ClientError(message, code="INTERNAL")
             return document["results"]
         from tensorflow_serving.apis import classification_pb2, regression_pb2
 
@@ -924,8 +986,9 @@ class ServingClient:
             target = request.input.example_list
         for proto in protos:
             target.examples.add().CopyFrom(proto)
-        method = self._grpc.prediction.Classify if api == "classify" else self._grpc.prediction.Regress  # type: ignore[union-attr]
-        return self._grpc.call(method, request, timeout=timeout, name=api.capitalize())  # type: ignore[union-attr]
+        grpc = self._grpc_transport()
+        method = grpc.prediction.Classify if api == "classify" else grpc.prediction.Regress
+        return grpc.call(method, request, timeout=timeout, name=api.capitalize())
 
 
 def _as_array(value: Any, dtype: str) -> np.ndarray:
@@ -939,11 +1002,13 @@ def _as_array(value: Any, dtype: str) -> np.ndarray:
 # Labelled test sets for `evaluate`.
 
 
-def load_digits_set(split: Literal["eval", "all"] = "eval", eval_percent: int = 20) -> tuple[np.ndarray, np.ndarray]:
+def load_digits_set(
+    split: Literal["eval", "all"] = "eval", eval_percent: int = 20
+) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's bundled 8x8 digits exactly as the pipeline's ExampleGen makes them: raw pixels
     0-255 [N, 8, 8, 1] float32 (values 0-16 scaled by 255/16) and integer labels. "eval" keeps only
     the pipeline's held-out split (same hash split, same `eval_percent`), "all" keeps all 1797."""
-    # The one definition of the scaling and the split lives with ExampleGen; reuse it, never retype it.
+    # The one definition of scaling and split lives with ExampleGen: reuse it, never retype it.
     from components.example_gen.logic import EVAL, load_digits
 
     images, labels = [], []
@@ -969,7 +1034,8 @@ def load_npz_set(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
                 )
             images, labels = data[image_key], data[label_key].reshape(-1)
     except (OSError, ValueError) as err:
-        raise ClientError(f"cannot read {path} as an .npz file: {err}", code="INVALID_ARGUMENT") from err
+        message = f"cannot read {path} as an .npz file: {err}"
+        raise ClientError(message, code="INVALID_ARGUMENT") from err
     if images.ndim == 3:
         images = images[..., None]
     return images.astype(np.float32), labels
@@ -988,7 +1054,8 @@ def load_folder_set(
                 labels.append(class_dir.name)
     if not images:
         raise ClientError(
-            f"{folder} has no PNG/JPEG files in class sub-folders (expected {folder}/<class>/<image>.png)",
+            f"{folder} has no PNG/JPEG files in class sub-folders "
+            f"(expected {folder}/<class>/<image>.png)",
             code="INVALID_ARGUMENT",
         )
     return np.stack(images), np.asarray(labels)
@@ -1066,14 +1133,16 @@ def _evaluate(client: ServingClient, args: argparse.Namespace) -> int:
     elif Path(args.data).is_file():
         images, labels = load_npz_set(args.data)
     else:
-        raise ClientError(f"--data {args.data!r} is neither 'digits', an .npz file nor a folder", code="INVALID_ARGUMENT")
+        message = f"--data {args.data!r} is neither 'digits', 'digits-all', an .npz file nor a folder"
+        raise ClientError(message, code="INVALID_ARGUMENT")
     if args.num_tests > 0:
         images, labels = images[: args.num_tests], labels[: args.num_tests]
     client.metadata()  # Fails fast, with one clear message, when the endpoint or model is wrong.
     report = client.evaluate(
         images, labels, concurrency=args.concurrency, batch_size=args.batch_size, signature_name=args.signature
     )
-    pin = f" version {client.version}" if client.version is not None else (f" label {client.label}" if client.label else "")
+    pin = f" version {client.version}" if client.version is not None else ""
+    pin += f" label {client.label}" if client.label else ""
     print(
         f"{report.examples} examples, {report.requests} requests of {report.batch_size} row(s), "
         f"{report.concurrency} concurrent, {client.protocol} {client.endpoint} model {client.model}{pin}"

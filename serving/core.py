@@ -9,6 +9,7 @@ with arrays converted straight from JSON instead of TensorProtos.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -44,6 +45,14 @@ MAX_WARMUP_RECORDS = 1000
 
 # A runner calls one signature on arrays: plain `servable.run`, or the dynamic batcher.
 Runner = Callable[[Servable, Signature, Mapping[str, np.ndarray], tuple[str, ...]], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class PreparedPredict:
+    servable: Servable
+    signature: Signature
+    inputs: dict[str, np.ndarray]
+    fmt: protocol.RequestFormat
 
 
 def _direct_runner(
@@ -130,22 +139,28 @@ class ServingCore:
             response.outputs[name].CopyFrom(protocol.ndarray_to_tensor_proto(array))
         return response
 
-    def predict_json(
-        self,
-        name: str,
-        version: int | None,
-        label: str | None,
-        doc: Mapping[str, Any],
-    ) -> bytes:
-        """REST predict: parsed JSON body -> response body bytes."""
+    def prepare_predict_json(
+        self, name: str, version: int | None, label: str | None, doc: Mapping[str, Any]
+    ) -> "PreparedPredict":
+        """REST predict, first half: resolve the servable and convert the JSON to arrays."""
         signature_name = protocol.signature_name_from_json(doc)
         servable = self.store.get_servable(name, version, label)
         signature = servable.signatures.get(signature_name or DEFAULT_SIGNATURE)
         if signature is None:
             raise invalid(f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
         inputs, fmt = protocol.predict_inputs_from_json(doc, signature.input_specs, signature_name)
-        outputs = self._run(servable, signature, inputs)
-        return protocol.predict_response_json(outputs, fmt)
+        return PreparedPredict(servable, signature, inputs, fmt)
+
+    def run_prepared(self, prepared: "PreparedPredict") -> dict[str, np.ndarray]:
+        """REST predict, second half: the signature call (the part worth a worker thread)."""
+        return self._run(prepared.servable, prepared.signature, prepared.inputs)
+
+    def predict_json(
+        self, name: str, version: int | None, label: str | None, doc: Mapping[str, Any]
+    ) -> bytes:
+        """REST predict: parsed JSON body -> response body bytes."""
+        prepared = self.prepare_predict_json(name, version, label, doc)
+        return protocol.predict_response_json(self.run_prepared(prepared), prepared.fmt)
 
     # ---- Classify / Regress ----------------------------------------------------------------
 

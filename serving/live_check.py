@@ -10,13 +10,15 @@ when the examples carry labels, the accuracy on the samples. The typed report na
 
 from __future__ import annotations
 
+import argparse
 import glob
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -87,9 +89,10 @@ def load_examples(examples_uri: str | os.PathLike[str], split: str = "eval", lim
     """Up to `limit` serialized tf.Examples from an ExampleGen artifact's `Split-<split>` directory."""
     import tensorflow as tf
 
-    files = sorted(glob.glob(os.path.join(os.fspath(examples_uri), f"Split-{split}", "*")))
+    split_dir = os.path.join(os.fspath(examples_uri), f"Split-{split}")
+    files = sorted(f for f in glob.glob(os.path.join(split_dir, "*")) if f.endswith(".gz") or "tfrecord" in os.path.basename(f))
     if not files:
-        raise ValueError(f"no files under {examples_uri}/Split-{split}: expected ExampleGen's gzipped TFRecords")
+        raise ValueError(f"no TFRecord files in {split_dir}: expected ExampleGen's data_tfrecord-*.gz")
     compression = "GZIP" if files[0].endswith(".gz") else ""
     dataset = tf.data.TFRecordDataset(files, compression_type=compression).take(limit)
     return [record.numpy() for record in dataset]
@@ -191,7 +194,7 @@ def _check_endpoint(
     model_name: str,
     version: int,
     inputs: Mapping[str, np.ndarray],
-    expected: Mapping[str, np.ndarray],
+    expected: Callable[[], Mapping[str, np.ndarray]],
     labels: list[int] | None,
     signature_name: str,
     class_output: str | None,
@@ -213,7 +216,12 @@ def _check_endpoint(
         except ClientError as error:
             return EndpointCheck(protocol, endpoint, False, state, waited, rows, 0, None,
                                  f"predict on {signature_name!r} failed: {validate.shorten(str(error))}")
-    matched, mismatch = _row_matches(expected, actual, rows)
+    try:
+        wanted = expected()
+    except Exception as error:  # noqa: BLE001 - any load failure is the check's answer
+        return EndpointCheck(protocol, endpoint, False, state, waited, rows, 0, None,
+                             f"the pushed SavedModel does not load in-process: {validate.shorten(str(error))}")
+    matched, mismatch = _row_matches(wanted, actual, rows)
     correct = None
     predicted = _predicted_classes(actual, class_output)
     if labels is not None and predicted is not None:
@@ -268,7 +276,14 @@ def check_live_endpoint(
             reason=f"version {version} has no signature {signature_name!r}; it has {sorted(signature_defs)}",
         )
     inputs, parsed = _batch_inputs(signature_defs[signature_name], examples)
-    expected = _expected_outputs(version_dir, signature_name, inputs)
+    cache: dict[str, Mapping[str, np.ndarray]] = {}
+
+    def expected() -> Mapping[str, np.ndarray]:
+        # Loaded only once a server said AVAILABLE: a version that fails there is reported as such.
+        if "outputs" not in cache:
+            cache["outputs"] = _expected_outputs(version_dir, signature_name, inputs)
+        return cache["outputs"]
+
     labels = _labels(parsed, label_key)
 
     targets = [(p, e) for p, e in (("grpc", grpc_endpoint), ("rest", rest_endpoint)) if e]
@@ -298,3 +313,67 @@ def check_live_endpoint(
     report = LiveCheckReport(model_name, version, process.description if process else None, checks)
     (logger.info if report.ok else logger.error)("%s", report.summary())
     return report
+
+
+def endpoints_from_arg(text: str) -> dict[str, str]:
+    """`--endpoint` text -> {"grpc_endpoint": ..., "rest_endpoint": ...} for check_live_endpoint.
+
+    Comma-separated items: `grpc://HOST:PORT`, `http://HOST:PORT` (or `rest://`), or a bare
+    `HOST:PORT` on TF Serving's well-known ports (8500 gRPC, 8501 REST).
+    """
+    result: dict[str, str] = {}
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        scheme, sep, address = item.partition("://")
+        if not sep:
+            scheme, address = "", item
+        port = address.rpartition(":")[2]
+        if scheme == "grpc" or (not scheme and port == "8500"):
+            key = "grpc_endpoint"
+        elif scheme in ("http", "rest") or (not scheme and port == "8501"):
+            key = "rest_endpoint"
+        else:
+            raise ValueError(
+                f"endpoint {item!r}: say which protocol, e.g. grpc://{address} or http://{address} "
+                "(a bare HOST:PORT is understood only on ports 8500 = gRPC and 8501 = REST)"
+            )
+        if not port.isdigit():
+            raise ValueError(f"endpoint {item!r} is not HOST:PORT")
+        result[key] = address
+    if not result:
+        raise ValueError("no endpoint given")
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.live_check",
+        description="Check that a pushed version is AVAILABLE and answers like the model does.",
+    )
+    parser.add_argument("--serving-dir", required=True)
+    parser.add_argument("--model-name", required=True)
+    parser.add_argument("--version", type=int, help="default: the latest version in the serving dir")
+    parser.add_argument("--endpoint", help="grpc://HOST:PORT and/or http://HOST:PORT, comma-separated; "
+                        "default: start a local server for the check")
+    parser.add_argument("--examples", help="an ExampleGen Examples artifact directory for sample rows")
+    parser.add_argument("--split", default="eval")
+    parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument("--min-accuracy", type=float)
+    parser.add_argument("--wait-seconds", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    try:
+        endpoints = endpoints_from_arg(args.endpoint) if args.endpoint else {}
+        examples = load_examples(args.examples, args.split, args.samples) if args.examples else []
+    except ValueError as error:
+        print(f"live_check: {error}", file=sys.stderr)
+        return 2
+    report = check_live_endpoint(
+        args.serving_dir, args.model_name, version=args.version, examples=examples,
+        min_accuracy=args.min_accuracy, wait_seconds=args.wait_seconds, **endpoints,
+    )
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,7 +14,7 @@ import re
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 from urllib.parse import unquote
 
 import orjson
@@ -43,6 +43,10 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 
 # Called as observe(model_name, api, status_code, seconds) after every API request.
 Observer = Callable[[str, str, Code, float], None]
+# Runs a blocking callable in a worker thread under the request deadline.
+RunBlocking = Callable[..., Awaitable[Any]]
+# Bodies up to this size are parsed on the event loop; bigger ones in a worker thread.
+INLINE_BODY_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,38 @@ class RestApi:
         finally:
             if self._observe is not None and model:
                 self._observe(model, api, code, time.perf_counter() - started)
+
+    async def handle_async(self, method: str, path: str, body: bytes, run_blocking: "RunBlocking") -> RestResponse:
+        """`handle` for an event loop: a small predict is parsed and answered on the loop thread
+        and only its signature call goes to a worker thread; everything else runs wholly in a
+        worker. Keeping the Python work on one thread avoids GIL convoys between the loop and
+        many workers, which otherwise cap throughput under concurrency."""
+        match = _POST_RE.fullmatch(path) if method == "POST" else None
+        if match is None or match.group(4).lower() != "predict" or len(body) > INLINE_BODY_BYTES:
+            try:
+                return await run_blocking(self.handle, method, path, body)
+            except ServingError as error:  # the deadline passed
+                return _error(error)
+        started = time.perf_counter()
+        model = unquote(match.group(1))
+        code = Code.OK
+        try:
+            version = _version(match.group(2))
+            label = unquote(match.group(3)) if match.group(3) is not None else None
+            doc = protocol.parse_json_body(body)
+            prepared = self.core.prepare_predict_json(model, version, label, doc)
+            outputs = await run_blocking(self.core.run_prepared, prepared)
+            return RestResponse(200, protocol.predict_response_json(outputs, prepared.fmt))
+        except ServingError as error:
+            code = error.code
+            return _error(error)
+        except Exception as error:  # noqa: BLE001 - never let a request take the server down
+            logger.exception("unexpected error for %s %s", method, path)
+            code = Code.INTERNAL
+            return _error(ServingError(Code.INTERNAL, f"{type(error).__name__}: {error}"))
+        finally:
+            if self._observe is not None:
+                self._observe(model, "predict", code, time.perf_counter() - started)
 
     def _classify_regress(
         self, api: str, model: str, version: int | None, label: str | None, doc: dict[str, Any]
@@ -236,13 +272,15 @@ def make_app(
             )
         except Exception as error:  # noqa: BLE001 - a broken gzip stream, a reset connection
             return reply(400, protocol.error_json(f"Could not read the request body: {error}"))
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(executor, api.handle, request.method, path, body)
-        try:
-            result = await asyncio.wait_for(future, options.timeout_seconds)
-        except asyncio.TimeoutError:
-            return reply(504, protocol.error_json("Deadline Exceeded"))
+        result = await api.handle_async(request.method, path, body, run_blocking)
         return reply(result.status, result.body)
+
+    async def run_blocking(function: Callable[..., Any], *args: Any) -> Any:
+        future = asyncio.get_running_loop().run_in_executor(executor, function, *args)
+        try:
+            return await asyncio.wait_for(future, options.timeout_seconds)
+        except asyncio.TimeoutError:
+            raise ServingError(Code.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
 
     app = web.Application(client_max_size=options.max_body_bytes)
     app.router.add_route("*", "/{tail:.*}", handler)

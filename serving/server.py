@@ -152,6 +152,7 @@ def _write_ready_file(path: str, payload: dict) -> None:
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.setswitchinterval(float(os.environ.get("SWI", "0.005")))
     from aiohttp import web
 
     from serving import config_protos

@@ -30,7 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence
 
 import grpc
 import numpy as np
@@ -58,8 +58,8 @@ _GRPC_OPTIONS = (
 # Status codes that say "the server was not there", not "the model is wrong": worth a retry.
 _TRANSIENT_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
-Request = Union["classification_pb2.ClassificationRequest", "regression_pb2.RegressionRequest",
-                "predict_pb2.PredictRequest"]
+# A tensorflow_serving ClassificationRequest, RegressionRequest or PredictRequest.
+Request = Any
 
 
 def shorten(text: str, limit: int = _MAX_REASON_CHARS) -> str:
@@ -644,13 +644,11 @@ class ValidationReport:
     def summary(self) -> str:
         if not self.ok:
             return f"NOT servable: {self.reason}"
-        parts = [f"servable: loaded in {self.server_start_seconds or 0:.1f}+{self.load_seconds or 0:.1f} s "
-                 f"(server start + model load) by {self.server}"]
+        up = (self.server_start_seconds or 0.0) + (self.load_seconds or 0.0)
+        text = f"servable: {self.server} was up with the model AVAILABLE after {up:.1f} s"
         if self.requests:
-            parts.append(f"{len(self.requests)} request(s) answered in {self.query_seconds or 0:.2f} s")
-        else:
-            parts.append("no request could be built (load checked only)")
-        return "; ".join(parts)
+            return text + f", {len(self.requests)} request(s) answered in {self.query_seconds or 0.0:.3f} s"
+        return text + "; no request could be built, so only loading was checked"
 
 
 def validate_saved_model(
@@ -674,7 +672,7 @@ def validate_saved_model(
         require_signatures(signature_defs, model_dir)
         plan = build_requests(signature_defs, model_name=model_name, examples=examples,
                               signature_names=signature_names)
-    except ValidationError as error:
+    except (ValidationError, ValueError) as error:
         return ValidationReport(ok=False, reason=str(error), server=description)
     with tempfile.TemporaryDirectory(prefix="validate-") as base:
         version_dir = Path(base, model_name, "1")
@@ -706,14 +704,3 @@ def validate_saved_model(
         load_seconds=load_seconds, query_seconds=result.seconds,
         requests=tuple(r.describe() for r in plan.requests), skipped=plan.skipped,
     )
-
-
-@contextlib.contextmanager
-def running_server(**kwargs: object) -> Iterator[ModelServerProcess]:
-    """`with running_server(model_name=..., model_base_path=...) as server:` start, yield, stop."""
-    process = ModelServerProcess(**kwargs)  # type: ignore[arg-type]
-    try:
-        process.start()
-        yield process
-    finally:
-        process.stop()

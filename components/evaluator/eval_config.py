@@ -37,7 +37,13 @@ def make_eval_config(*, accuracy_lower_bound: float, max_accuracy_drop: float, l
             tfma.MetricsSpec(
                 metrics=[
                     tfma.MetricConfig(class_name="ExampleCount"),
-                    tfma.MetricConfig(class_name="SparseCategoricalAccuracy", threshold=threshold),
+                    # Thresholds on the overall slice only: per-class slices are reported, not gated.
+                    tfma.MetricConfig(
+                        class_name="SparseCategoricalAccuracy",
+                        per_slice_thresholds=[
+                            tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)
+                        ],
+                    ),
                 ]
             )
         ],

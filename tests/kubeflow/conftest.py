@@ -161,7 +161,8 @@ def image() -> str:
 
 @pytest.fixture(scope="session")
 def compiled_json(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project's pipeline compiled once per session by `python -m kubeflow compile`'s code."""
+    """The project's pipeline compiled once per session as `python -m kubeflow compile` does."""
+    from components.infra_validator import make_infra_validator
     from kubeflow.compile import compile_pipeline
     from pipeline.configs import PipelineConfig
 
@@ -169,4 +170,4 @@ def compiled_json(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = PipelineConfig.for_data(
         "digits", pipeline_root="gs://bucket/pipelines", serving_dir="gs://bucket/models"
     )
-    return compile_pipeline(config=config, image=IMAGE, output=out)
+    return compile_pipeline(config=config, image=IMAGE, output=out, infra_validator=make_infra_validator())

@@ -11,6 +11,7 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 
+from components.infra_validator import make_infra_validator
 from kubeflow.__main__ import main
 from kubeflow.compile import CompileError, compile_pipeline, validate_image, validate_pipeline_name
 from pipeline.configs import PipelineConfig
@@ -37,7 +38,7 @@ def local_pipeline(**overrides: str) -> tfx.dsl.Pipeline:
     config = PipelineConfig.for_data(
         "digits", pipeline_root="gs://bucket/pipelines", serving_dir="gs://bucket/models", **overrides
     )
-    return create_pipeline(config=config)
+    return create_pipeline(config=config, infra_validator=make_infra_validator())
 
 
 def test_every_local_component_is_a_task_running_the_image(compiled_json: Path, image: str) -> None:
@@ -45,7 +46,7 @@ def test_every_local_component_is_a_task_running_the_image(compiled_json: Path, 
     components = local_pipeline().components
 
     assert spec.pipeline_info.name == "digits-pipeline"
-    assert len(components) >= 8
+    assert len(components) == 9
     tasks = set(spec.root.dag.tasks)
     for component in components:
         if isinstance(component, tfx.dsl.Resolver):
@@ -109,7 +110,17 @@ def test_cli_writes_a_pipeline_spec_yaml_the_kfp_ui_uploads(tmp_path: Path, caps
     assert code == 0, capsys.readouterr().err
     spec = parse_spec(out)
     assert spec.pipeline_info.name == "nightly-digits"
-    assert "Trainer" in spec.root.dag.tasks
+    assert {"Trainer", "InfraValidator", "Pusher"} <= set(spec.root.dag.tasks)
+
+
+def test_cli_can_leave_the_infra_validator_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "p.json"
+
+    code = main(["compile", "--image", "kit:1", "--output", str(out), "--no-infra-validator"])
+
+    assert code == 0, capsys.readouterr().err
+    tasks = set(parse_spec(out).root.dag.tasks)
+    assert "InfraValidator" not in tasks and {"Evaluator", "Pusher"} <= tasks
 
 
 def test_cli_default_output_is_under_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -27,6 +27,18 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     return code, out, err
 
 
+def test_load_package_reads_a_pipeline_spec_yaml(compiled_json: Path, tmp_path: Path) -> None:
+    import yaml
+
+    spec_yaml = tmp_path / "pipeline.yaml"
+    spec_yaml.write_text(yaml.safe_dump(json.loads(compiled_json.read_text())["pipelineSpec"]))
+
+    package = load_package(spec_yaml)
+
+    assert package.tasks == load_package(compiled_json).tasks
+    assert package.pipeline_root is None  # a bare PipelineSpec carries none: submit --pipeline-root
+
+
 def test_load_package_reads_the_compiled_pipeline_job(compiled_json: Path, image: str) -> None:
     package = load_package(compiled_json)
 
@@ -37,16 +49,17 @@ def test_load_package_reads_the_compiled_pipeline_job(compiled_json: Path, image
 
 
 @pytest.mark.parametrize(
-    "content, expected",
+    "name, content, expected",
     [
-        ("{not json: [", "neither JSON nor YAML"),
-        ('{"pipelineSpec": {"noSuchField": 1}}', "not a valid KFP PipelineSpec"),
-        ('{"pipelineInfo": {"name": "x"}}', "no tasks"),
-        ("[1, 2]", "holds no pipeline"),
+        ("bad.json", "{not json: [", "is not valid JSON"),
+        ("bad.yaml", "a: [1\nb: :", "is not valid YAML"),
+        ("bad.json", '{"pipelineSpec": {"noSuchField": 1}}', "not a valid KFP PipelineSpec"),
+        ("bad.yaml", "pipelineInfo:\n  name: x\n", "no tasks"),
+        ("bad.json", "[1, 2]", "holds no pipeline"),
     ],
 )
-def test_load_package_rejects_what_is_not_a_pipeline(tmp_path: Path, content: str, expected: str) -> None:
-    bad = tmp_path / "bad.json"
+def test_load_package_rejects_what_is_not_a_pipeline(tmp_path: Path, name: str, content: str, expected: str) -> None:
+    bad = tmp_path / name
     bad.write_text(content)
 
     with pytest.raises(SubmitError, match=expected):
@@ -73,7 +86,24 @@ def test_dry_run_prints_the_submission_and_contacts_nothing(
     assert image in out
     assert "Trainer" in out
     assert "credentials:   token" in out
+    assert "beam:          TFX default (DirectRunner inside each task's pod)" in out
     assert "secret-token-value" not in out
+
+
+def test_dry_run_shows_the_compiled_beam_runner(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "flink.json"
+    assert main([
+        "compile", "--image", "kit:1", "--output", str(out), "--pipeline-root", "gs://b/r",
+        "--serving-dir", "gs://b/m", "--beam-runner", "flink", "--beam-master", "flink-jobmanager:8081",
+    ]) == 0
+
+    code, stdout, err = run_cli(capsys, "submit", "--host", "http://localhost:8080", "--package", str(out), "--dry-run")
+
+    assert code == 0, err
+    assert (
+        "beam:          runner=FlinkRunner, environment=EXTERNAL, worker_pool=localhost:50000, "
+        "master=flink-jobmanager:8081, parallelism=-1"
+    ) in stdout
 
 
 def test_submit_creates_the_experiment_and_posts_the_pipeline_spec(

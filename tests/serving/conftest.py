@@ -10,6 +10,10 @@ Stable fixture names (other test modules, e.g. test_client.py, rely on them):
   `regress_x_to_y` (tensorflow/serving/regress, `inputs` -> `outputs` = 0.5x + 2),
   `regress_x_to_y2` (`outputs` = 0.5x + 3), and `two_inputs` (predict, inputs `a` float32
   [batch, 2] and `b` float32 [batch]; outputs `sum` = a0 + a1 + b and `doubled` = 2a).
+- `half_plus_three_model` (session): the same model with y = 0.5 * x + 3, to tell versions apart.
+- `broken_model` (session): a complete-looking SavedModel directory (saved_model.pb, variables)
+  whose saved_model.pb is garbage, so loading it fails.
+- `warmup_writer` (session): `write_warmup(export_dir, [PredictRequest, ...])`.
 - `half_plus_two_dir` (function): a fresh model base path `<tmp>/models/half_plus_two` holding
   version `1` of that model; publish more versions with `serving.layout.publish`.
 - `bytes_model` (session): a SavedModel whose `serving_default` takes `image_bytes` (string
@@ -24,8 +28,10 @@ Stable fixture names (other test modules, e.g. test_client.py, rely on them):
 - `half_plus_two_server` (module): one server on a half_plus_two base path with model name
   `half_plus_two`, shared by the tests of a module (a `ServerProcess` plus `.base_path`).
 
-Helpers importable from this module: `build_half_plus_two(path)`, `build_bytes_model(path)`,
-`set_method_names(export_dir, {signature: method_name})`, `write_warmup(export_dir, requests)`.
+Helpers defined here (test modules cannot import a conftest reliably; use the fixtures):
+`build_half_plus_two(path, offset=2.0)`, `build_bytes_model(path)`,
+`set_method_names(export_dir, {signature: method_name})`, `write_warmup(export_dir, requests)`,
+`make_broken_model(export_dir, good_model)`, `start_server(...)` (what `serve` returns).
 """
 
 from __future__ import annotations
@@ -70,14 +76,15 @@ def set_method_names(export_dir: str | os.PathLike, methods: Mapping[str, str]) 
     path.write_bytes(saved_model.SerializeToString())
 
 
-def build_half_plus_two(export_dir: str | os.PathLike) -> Path:
+def build_half_plus_two(export_dir: str | os.PathLike, offset: float = 2.0) -> Path:
+    """y = 0.5 * x + offset (offset 3.0 gives TF Serving's half_plus_three)."""
     import tensorflow as tf
 
     class HalfPlusTwo(tf.Module):
         def __init__(self) -> None:
             super().__init__()
             self.a = tf.Variable(0.5, name="a")
-            self.b = tf.Variable(2.0, name="b")
+            self.b = tf.Variable(offset, name="b")
             self.c = tf.Variable(3.0, name="c")
 
         def _x(self, serialized):
@@ -165,6 +172,29 @@ def write_warmup(export_dir: str | os.PathLike, requests: Sequence) -> Path:
 @pytest.fixture(scope="session")
 def half_plus_two_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_half_plus_two(tmp_path_factory.mktemp("built") / "half_plus_two")
+
+
+@pytest.fixture(scope="session")
+def half_plus_three_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_half_plus_two(tmp_path_factory.mktemp("built") / "half_plus_three", offset=3.0)
+
+
+def make_broken_model(export_dir: str | os.PathLike, good_model: str | os.PathLike) -> Path:
+    """A copy of a good model whose saved_model.pb is garbage: complete-looking, fails to load."""
+    export_dir = Path(export_dir)
+    shutil.copytree(good_model, export_dir)
+    (export_dir / "saved_model.pb").write_bytes(b"this is not a SavedModel protobuf")
+    return export_dir
+
+
+@pytest.fixture(scope="session")
+def broken_model(tmp_path_factory: pytest.TempPathFactory, half_plus_two_model: Path) -> Path:
+    return make_broken_model(tmp_path_factory.mktemp("built") / "broken", half_plus_two_model)
+
+
+@pytest.fixture(scope="session")
+def warmup_writer():
+    return write_warmup
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,114 @@
+"""End-to-end runs of `python -m pipeline run` (slow; still run in CI)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline import configs
+from serving import layout
+
+REPO = Path(__file__).resolve().parents[2]
+COMPONENTS = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Trainer", "Evaluator", "Pusher"]
+
+
+def _run(tmp_path: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", "--pipeline-root", str(tmp_path / "root"),
+         "--serving-dir", str(tmp_path / "serving"), *args],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def _progress(stdout: str) -> dict[str, str]:
+    """component id -> 'done' | 'cached' from the progress lines."""
+    return {m["node"]: m["state"] for m in re.finditer(r"^\[\d+/\d+\] (?P<node>\S+)\s+(?P<state>done|cached)\s", stdout, re.M)}
+
+
+def _mlmd_executions(metadata_path: Path) -> dict[str, list[int]]:
+    """node id -> states of its executions, from the SQLite ML Metadata store."""
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = str(metadata_path)
+    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    store = metadata_store.MetadataStore(connection)
+    result = {}
+    for context in store.get_contexts_by_type("node"):
+        node = context.name.split(".", 1)[1]
+        result[node] = [e.last_known_state for e in sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)]
+    return result
+
+
+@pytest.mark.e2e
+def test_digits_twice_with_beam_pushes_two_versions_and_caches(tmp_path: Path) -> None:
+    from ml_metadata.proto import metadata_store_pb2
+
+    first = _run(tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert _progress(first.stdout) == {**{c: "done" for c in COMPONENTS}, "latest_blessed_model_resolver": "done"}
+    accuracy = float(re.search(r"eval accuracy (\d\.\d+)", first.stdout)[1])
+    assert accuracy >= 0.95, first.stdout
+    assert "model BLESSED" in first.stdout
+    assert f"pushed version 1 to {tmp_path / 'serving' / 'digits' / '1'}" in first.stdout
+    # Quiet by default: no TF/absl/Beam log lines.
+    assert "WARNING" not in first.stdout + first.stderr and "absl" not in first.stderr, first.stderr[-2000:]
+
+    second = _run(tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    states = _progress(second.stdout)
+    for cached in ("ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Trainer"):
+        assert states[cached] == "cached", second.stdout
+    # The baseline is new (the first run's blessed model), so evaluation and push run again.
+    assert states["Evaluator"] == "done" and states["Pusher"] == "done"
+    assert re.search(r"baseline \d\.\d+", second.stdout), second.stdout
+    assert f"pushed version 2 to {tmp_path / 'serving' / 'digits' / '2'}" in second.stdout
+
+    model_dir = tmp_path / "serving" / "digits"
+    assert layout.list_versions(model_dir) == [1, 2]
+    assert all(layout.is_complete_saved_model(model_dir / str(v)) for v in (1, 2))
+    assert (model_dir / "2" / "assets" / "class_names.txt").read_text().split() == [str(i) for i in range(10)]
+
+    executions = _mlmd_executions(tmp_path / "root" / "metadata.sqlite")
+    for component in COMPONENTS:
+        assert len(executions[component]) == 2, (component, executions)
+        assert executions[component][0] == metadata_store_pb2.Execution.COMPLETE
+    for component in ("ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Trainer"):
+        assert executions[component][1] == metadata_store_pb2.Execution.CACHED
+    assert executions["Pusher"][1] == metadata_store_pb2.Execution.COMPLETE
+
+
+@pytest.mark.e2e
+def test_csv_with_the_local_runner(tmp_path: Path, iris_csv: Path) -> None:
+    result = _run(
+        tmp_path, "--data", f"csv:{iris_csv}", "--runner", "local", "--model-name", "iris",
+        "--epochs", "40", "--learning-rate", "0.05", "--patience", "40", "--accuracy-threshold", "0.8",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert set(_progress(result.stdout)) >= set(COMPONENTS), result.stdout
+    assert "model BLESSED" in result.stdout, result.stdout
+    assert layout.list_versions(tmp_path / "serving" / "iris") == [1]
+
+
+@pytest.mark.e2e
+def test_a_failing_component_stops_the_run_and_leaves_serving_untouched(tmp_path: Path) -> None:
+    """The CIFAR batch names are all there (the up-front check passes) but one is garbage."""
+    sys.path.insert(0, str(REPO / "tests" / "components"))
+    try:
+        from pl_fixture_data import write_cifar_dir
+    finally:
+        sys.path.pop(0)
+    write_cifar_dir(tmp_path / "cifar")
+    bad = tmp_path / "cifar" / "cifar-10-batches-py" / "data_batch_2"
+    bad.write_bytes(b"garbage")
+    result = _run(tmp_path, "--data", f"cifar10:{tmp_path / 'cifar'}", "--runner", "local")
+    assert result.returncode == 1
+    assert f"error: {configs.EXAMPLE_GEN_ID} failed:" in result.stderr
+    assert "data_batch_2: not a CIFAR-10 python batch" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "serving").exists()
