@@ -6,13 +6,19 @@ is one) it measures, in one run:
   * `serving.server` over REST and gRPC: latency p50/p99 at concurrency 1 for 1 and 64 rows, and
     throughput (1-row requests) at concurrency 1/4/16, without and with `--enable_batching`;
   * `benchmarks/naive_server.py` (single-threaded http.server + json): the same REST numbers.
-Then it prints one table per model and the target ratios.
+and prints one table per model with the target ratios.
 
-The load generator is a separate process (`_loadgen`, started by this script) that imports no
-TensorFlow: requests are serialized once up front (HTTP bytes, PredictRequest bytes) and sent
-with asyncio keep-alive sockets and gRPC futures, so it measures the servers, not the client.
+Fairness and noise:
+  * The load generator is a separate process that imports no TensorFlow: requests are
+    serialized once up front (HTTP bytes, PredictRequest bytes) and sent over asyncio
+    keep-alive sockets and gRPC futures, so it measures the servers, not a client library.
+  * All servers run side by side and every measurement is cut into `--rounds` slices that
+    are interleaved (floor, ours, ours+batching, naive, floor, ...), so a burst of other work on
+    the machine hits every contender alike; latencies pool the slices, throughputs are the
+    median of the slices.
 
-    .venv/bin/python benchmarks/bench_serving.py [--pushed-model DIR] [--duration 2]
+    .venv/bin/python benchmarks/bench_serving.py [--pushed-model DIR] [--duration 2] [--rounds 4]
+    .venv/bin/python benchmarks/bench_serving.py --profile rest   # cProfile of the server instead
 """
 
 from __future__ import annotations
@@ -27,18 +33,21 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 4, 16)
-# TF Serving's CPU advice: one batch thread per core, no timeout (batches form from what queues up
-# while the threads are busy), so concurrency 1 pays nothing for batching.
+VARIANTS = ("ours", "ours+batching", "naive")
+MODEL_NAME = "bench"
+# TF Serving's CPU advice: one batch thread per core and no timeout, so batches form from what
+# queues up while the threads are busy and concurrency 1 pays nothing for batching.
 BATCHING_PARAMETERS = """\
 max_batch_size { value: 64 }
 batch_timeout_micros { value: 0 }
@@ -75,10 +84,11 @@ runpy.run_module("serving.server", run_name="__main__", alter_sys=True)
 
 
 # --------------------------------------------------------------------------------------------
-# Load generator (runs in its own process; no TensorFlow).
+# Load generator: its own process, no TensorFlow, one JSON test per stdin line.
 
 
 def _percentiles(latencies: list[float]) -> dict[str, float]:
+    """p50/p90/p99/max in milliseconds of latencies in seconds."""
     if not latencies:
         return {"p50": float("nan"), "p90": float("nan"), "p99": float("nan"), "max": float("nan")}
     ordered = sorted(latencies)
@@ -101,12 +111,14 @@ async def _rest_worker(host: str, port: int, request: bytes, keepalive: bool, st
             head = await reader.readuntil(b"\r\n\r\n")
             match = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
             body = await (reader.readexactly(int(match.group(1))) if match else reader.read())
-            status = int(head[9:12])
             latencies.append(time.perf_counter() - began)
-            if status != 200:
-                errors.append(f"HTTP {status}: {body[:200]!r}")
+            if head[9:12] != b"200":
+                errors.append(f"HTTP {head[9:12].decode()}: {body[:200]!r}")
             lower = head.lower()
-            if not keepalive or b"connection: close" in lower or (head.startswith(b"HTTP/1.0") and b"keep-alive" not in lower):
+            closing = b"connection: close" in lower or (
+                head.startswith(b"HTTP/1.0") and b"keep-alive" not in lower
+            )
+            if not keepalive or closing:
                 writer.close()
                 reader = writer = None
         except (OSError, asyncio.IncompleteReadError) as err:
@@ -119,31 +131,40 @@ async def _rest_worker(host: str, port: int, request: bytes, keepalive: bool, st
         writer.close()
 
 
-def _run_rest(host: str, port: int, request: bytes, keepalive: bool, concurrency: int, duration: float) -> tuple[list[float], list[str]]:
+def _run_rest(test: dict[str, Any], request: bytes, duration: float) -> tuple[list[float], list[str]]:
     latencies: list[float] = []
     errors: list[str] = []
 
     async def main() -> None:
         stop_at = time.perf_counter() + duration
-        await asyncio.gather(*(_rest_worker(host, port, request, keepalive, stop_at, latencies, errors) for _ in range(concurrency)))
+        await asyncio.gather(*(
+            _rest_worker(test["host"], test["port"], request, test["keepalive"], stop_at, latencies, errors)
+            for _ in range(test["concurrency"])
+        ))
 
     asyncio.run(main())
     return latencies, errors
 
 
-def _run_grpc(target: str, payload: bytes, concurrency: int, duration: float) -> tuple[list[float], list[str]]:
+_CHANNELS: dict[str, Any] = {}
+
+
+def _run_grpc(test: dict[str, Any], payload: bytes, duration: float) -> tuple[list[float], list[str]]:
     import threading
 
     import grpc
 
-    channel = grpc.insecure_channel(target, options=[("grpc.max_send_message_length", -1),
-                                                     ("grpc.max_receive_message_length", -1)])
-    # Pre-serialized bytes in, raw bytes out: no protobuf work in the load generator.
-    call = channel.unary_unary("/tensorflow.serving.PredictionService/Predict")
+    target = test["target"]
+    if target not in _CHANNELS:
+        channel = grpc.insecure_channel(target, options=[("grpc.max_send_message_length", -1),
+                                                         ("grpc.max_receive_message_length", -1)])
+        # Pre-serialized bytes in, raw bytes out: no protobuf work in the load generator.
+        _CHANNELS[target] = channel.unary_unary("/tensorflow.serving.PredictionService/Predict")
+    call = _CHANNELS[target]
     latencies: list[float] = []
     errors: list[str] = []
     stop_at = time.perf_counter() + duration
-    if concurrency == 1:
+    if test["concurrency"] == 1:
         while time.perf_counter() < stop_at:
             began = time.perf_counter()
             try:
@@ -151,59 +172,76 @@ def _run_grpc(target: str, payload: bytes, concurrency: int, duration: float) ->
                 latencies.append(time.perf_counter() - began)
             except grpc.RpcError as err:
                 errors.append(f"{err.code().name}: {err.details()}")
-    else:
-        done = threading.Event()
-        lock = threading.Lock()
-        in_flight = [0]
+        return latencies, errors
+    done = threading.Event()
+    lock = threading.Lock()
+    in_flight = [test["concurrency"]]
 
-        def launch() -> None:
-            began = time.perf_counter()
-            future = call.future(payload, timeout=30)
-            future.add_done_callback(lambda f: finished(f, began))
+    def launch() -> None:
+        began = time.perf_counter()
+        future = call.future(payload, timeout=30)
+        future.add_done_callback(lambda f: finished(f, began))
 
-        def finished(future: Any, began: float) -> None:
-            error = future.exception()
-            if error is None:
-                latencies.append(time.perf_counter() - began)
-            else:
-                errors.append(f"{error.code().name}: {error.details()}")
-            if time.perf_counter() < stop_at:
-                launch()
-            else:
-                with lock:
-                    in_flight[0] -= 1
-                    if in_flight[0] == 0:
-                        done.set()
-
-        in_flight[0] = concurrency
-        for _ in range(concurrency):
+    def finished(future: Any, began: float) -> None:
+        error = future.exception()
+        if error is None:
+            latencies.append(time.perf_counter() - began)
+        else:
+            errors.append(f"{error.code().name}: {error.details()}")
+        if time.perf_counter() < stop_at:
             launch()
-        done.wait(duration + 60)
-    channel.close()
+            return
+        with lock:
+            in_flight[0] -= 1
+            if in_flight[0] == 0:
+                done.set()
+
+    for _ in range(test["concurrency"]):
+        launch()
+    done.wait(duration + 60)
     return latencies, errors
 
 
-def loadgen_main(plan_path: str) -> int:
-    """Runs the tests of a plan JSON and prints their results as JSON on stdout."""
-    plan = json.loads(Path(plan_path).read_text())
-    payloads = {name: Path(path).read_bytes() for name, path in plan["payloads"].items()}
-    results = []
-    for test in plan["tests"]:
-        payload = payloads[test["payload"]]
-        for phase, duration in (("warmup", test["warmup"]), ("measure", test["duration"])):
-            if test["protocol"] == "grpc":
-                latencies, errors = _run_grpc(plan["grpc_target"], payload, test["concurrency"], duration)
-            else:
-                latencies, errors = _run_rest(plan["rest_host"], plan["rest_port"], payload, plan["keepalive"],
-                                              test["concurrency"], duration)
-        results.append({**test, "count": len(latencies), "errors": len(errors), "first_error": errors[0] if errors else None,
-                        "throughput": len(latencies) / test["duration"], **_percentiles(latencies)})
-    print(json.dumps(results))
+def loadgen_main() -> int:
+    """Reads one test per stdin line, answers one result line: latencies (s), errors."""
+    payloads: dict[str, bytes] = {}
+    for line in sys.stdin:
+        test = json.loads(line)
+        if test["payload"] not in payloads:
+            payloads[test["payload"]] = Path(test["payload"]).read_bytes()
+        run = _run_grpc if test["protocol"] == "grpc" else _run_rest
+        run(test, payloads[test["payload"]], test["warmup"])
+        latencies, errors = run(test, payloads[test["payload"]], test["duration"])
+        print(json.dumps({"latencies": latencies, "errors": len(errors),
+                          "first_error": errors[0] if errors else None}), flush=True)
     return 0
 
 
+class LoadGenerator:
+    """The load generator process, driven one test slice at a time."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen([sys.executable, __file__, "_loadgen"], cwd=REPO, text=True,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def run(self, test: dict[str, Any]) -> dict[str, Any]:
+        if self.process.stdin is None or self.process.stdout is None:
+            raise RuntimeError("the load generator's pipes are closed")
+        self.process.stdin.write(json.dumps(test) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"load generator exited with {self.process.wait()}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait(30)
+
+
 # --------------------------------------------------------------------------------------------
-# Orchestration (this process loads TensorFlow for the model build and the floor).
+# Models, payloads, servers (this process loads TensorFlow for the model build and the floor).
 
 
 def _free_port() -> int:
@@ -242,7 +280,7 @@ def build_cifar_cnn(base_dir: Path) -> Path:
 
 
 def newest_pushed_model(serving_dir: Path) -> Path | None:
-    """The newest integer version under `<serving_dir>/<model>/`, across models."""
+    """The newest complete integer version under `<serving_dir>/<model>/`, across models."""
     from serving.layout import is_complete_saved_model, list_versions
 
     best: tuple[float, Path] | None = None
@@ -258,66 +296,66 @@ def newest_pushed_model(serving_dir: Path) -> Path | None:
     return best[1] if best else None
 
 
-def input_spec(version_dir: Path) -> tuple[str, list[int], Any]:
-    import tensorflow as tf
+class Floor:
+    """The in-process signature call, numpy in and numpy out, as a server has to do it."""
 
-    signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    (name, spec), *rest = signature.structured_input_signature[1].items()
-    if rest:
-        raise SystemExit(f"{version_dir}: serving_default has several inputs; the benchmark needs one image input")
-    return name, [d if d is not None else -1 for d in spec.shape.as_list()], spec.dtype
+    def __init__(self, version_dir: Path):
+        import tensorflow as tf
 
+        self._tf = tf
+        self.signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+        (self.input_name, spec), *rest = self.signature.structured_input_signature[1].items()
+        if rest:
+            raise SystemExit(f"{version_dir}: serving_default has several inputs; the benchmark needs one")
+        self.shape = [d if d is not None else -1 for d in spec.shape.as_list()]
+        self.dtype = spec.dtype
 
-def measure_floor(version_dir: Path, inputs: dict[int, Any], duration: float) -> dict[int, dict[str, float]]:
-    """In-process signature call, numpy in and numpy out, as the server has to do it."""
-    import tensorflow as tf
-
-    signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    name = next(iter(signature.structured_input_signature[1]))
-    result = {}
-    for rows, array in inputs.items():
-        for _ in range(20):
-            signature(**{name: tf.convert_to_tensor(array)})
+    def measure(self, array: Any, duration: float) -> list[float]:
+        tf = self._tf
+        for _ in range(5):
+            self.signature(**{self.input_name: tf.convert_to_tensor(array)})
         latencies = []
         stop_at = time.perf_counter() + duration
         while time.perf_counter() < stop_at:
             began = time.perf_counter()
-            outputs = signature(**{name: tf.convert_to_tensor(array)})
+            outputs = self.signature(**{self.input_name: tf.convert_to_tensor(array)})
             {k: v.numpy() for k, v in outputs.items()}
             latencies.append(time.perf_counter() - began)
-        result[rows] = {**_percentiles(latencies), "count": len(latencies)}
-    return result
+        return latencies
 
 
-def write_payloads(work: Path, model_name: str, input_name: str, shape: list[int], dtype: Any) -> dict[str, str]:
+def write_payloads(work: Path, floor: Floor) -> tuple[dict[str, str], dict[int, Any]]:
+    """Request bytes for every (transport, rows) and the arrays themselves for the floor."""
     import numpy as np
     import orjson
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
     rng = np.random.default_rng(0)
-    payloads = {}
+    payloads, arrays = {}, {}
     for rows in (1, 64):
         # Raw pixels 0-255, what the clients of the project's image models send.
-        array = rng.integers(0, 256, size=[rows, *shape[1:]]).astype(dtype.as_numpy_dtype)
+        array = rng.integers(0, 256, size=[rows, *floor.shape[1:]]).astype(floor.dtype.as_numpy_dtype)
+        arrays[rows] = array
         body = orjson.dumps({"instances": array}, option=orjson.OPT_SERIALIZE_NUMPY)
-        for kind, path in (("ours", f"/v1/models/{model_name}:predict"), ("naive", "/predict")):
-            http = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(body)}\r\n{'Connection: close' + chr(13) + chr(10) if kind == 'naive' else ''}\r\n")
-            (work / f"rest_{kind}_{rows}.bin").write_bytes(http.encode() + body)
+        for kind, path, extra in (("ours", f"/v1/models/{MODEL_NAME}:predict", ""),
+                                  ("naive", "/predict", "Connection: close\r\n")):
+            head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n{extra}\r\n")
             payloads[f"rest_{kind}_{rows}"] = str(work / f"rest_{kind}_{rows}.bin")
+            Path(payloads[f"rest_{kind}_{rows}"]).write_bytes(head.encode() + body)
         request = predict_pb2.PredictRequest()
-        request.model_spec.name = model_name
+        request.model_spec.name = MODEL_NAME
         request.model_spec.signature_name = "serving_default"
-        request.inputs[input_name].CopyFrom(tf.make_tensor_proto(array))
-        (work / f"grpc_{rows}.bin").write_bytes(request.SerializeToString())
+        request.inputs[floor.input_name].CopyFrom(tf.make_tensor_proto(array))
         payloads[f"grpc_{rows}"] = str(work / f"grpc_{rows}.bin")
-        np.save(work / f"input_{rows}.npy", array)
-    return payloads
+        Path(payloads[f"grpc_{rows}"]).write_bytes(request.SerializeToString())
+    return payloads, arrays
 
 
 @contextlib.contextmanager
-def running(command: list[str], ready_url: str, log_path: Path, timeout: float = 120.0):
+def running(command: list[str], ready_url: str, log_path: Path, timeout: float = 180.0) -> Iterator[None]:
+    """Starts a server process, waits for `ready_url` to answer 200, SIGTERMs it at the end."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_USE_LEGACY_KERAS": "1"}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -329,114 +367,129 @@ def running(command: list[str], ready_url: str, log_path: Path, timeout: float =
                                  + log_path.read_text(errors="replace")[-3000:])
             try:
                 with urllib.request.urlopen(ready_url, timeout=2) as response:
-                    if response.status == 200 and b"LOADING" not in response.read():
-                        break
+                    body = response.read()
+                # Our server: the model status says AVAILABLE; the naive one answers any GET.
+                if "/v1/" not in ready_url or b'"AVAILABLE"' in body:
+                    break
             except OSError:
                 pass
             if time.monotonic() > deadline:
                 raise SystemExit(f"server not ready within {timeout:g} s: {ready_url}\n"
                                  + log_path.read_text(errors="replace")[-3000:])
             time.sleep(0.2)
-        yield process
+        yield
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
-                process.wait(15)
+                process.wait(20)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
 
 
-def run_loadgen(work: Path, plan: dict[str, Any]) -> list[dict[str, Any]]:
-    plan_path = work / "plan.json"
-    plan_path.write_text(json.dumps(plan))
-    completed = subprocess.run([sys.executable, __file__, "_loadgen", str(plan_path)], capture_output=True,
-                               text=True, cwd=REPO, timeout=600)
-    if completed.returncode != 0:
-        raise SystemExit(f"load generator failed:\n{completed.stderr[-3000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+def server_command(variant: str, version_dir: Path, base: Path, rest_port: int, grpc_port: int,
+                   batching_file: Path, prefix: list[str] | None = None) -> tuple[list[str], str]:
+    if variant == "naive":
+        return ([sys.executable, str(REPO / "benchmarks" / "naive_server.py"), f"--port={rest_port}",
+                 f"--model_dir={version_dir}"], f"http://127.0.0.1:{rest_port}/")
+    command = (prefix or [sys.executable, "-m", "serving.server"]) + [
+        f"--port={grpc_port}", f"--rest_api_port={rest_port}", f"--model_name={MODEL_NAME}",
+        f"--model_base_path={base}"]
+    if variant == "ours+batching":
+        command += ["--enable_batching", f"--batching_parameters_file={batching_file}"]
+    return command, f"http://127.0.0.1:{rest_port}/v1/models/{MODEL_NAME}"
 
 
-def bench_model(label: str, version_dir: Path, work: Path, duration: float, warmup: float,
-                variants: list[str]) -> dict[str, Any]:
-    model_name = "bench"
-    base = work / model_name
+def plan_tests(variant: str, ports: tuple[int, int], payloads: dict[str, str]) -> list[dict[str, Any]]:
+    rest_port, grpc_port = ports
+    kind = "naive" if variant == "naive" else "ours"
+    tests = []
+    for protocol in ("rest",) if variant == "naive" else ("rest", "grpc"):
+        address = ({"host": "127.0.0.1", "port": rest_port, "keepalive": variant != "naive"}
+                   if protocol == "rest" else {"target": f"127.0.0.1:{grpc_port}"})
+        for rows, concurrency, name in [(1, 1, "latency 1"), (64, 1, "latency 64")] + [
+                (1, c, f"throughput c{c}") for c in CONCURRENCY]:
+            payload = payloads[f"rest_{kind}_{rows}" if protocol == "rest" else f"grpc_{rows}"]
+            tests.append({"variant": variant, "name": f"{protocol} {name}", "protocol": protocol, "rows": rows,
+                          "concurrency": concurrency, "payload": payload, **address})
+    return tests
+
+
+def bench_model(label: str, version_dir: Path, work: Path, duration: float, rounds: int,
+                variants: list[str], loadgen: LoadGenerator) -> dict[str, Any]:
+    base = work / MODEL_NAME
     base.mkdir(parents=True)
     os.symlink(version_dir.resolve(), base / "1")
-    input_name, shape, dtype = input_spec(version_dir)
-    payloads = write_payloads(work, model_name, input_name, shape, dtype)
-    import numpy as np
-
-    floor = measure_floor(version_dir, {rows: np.load(work / f"input_{rows}.npy") for rows in (1, 64)}, duration)
-    results: dict[str, Any] = {"label": label, "shape": shape, "floor": floor, "runs": {}}
+    floor = Floor(version_dir)
+    payloads, arrays = write_payloads(work, floor)
     batching_file = work / "batching.pbtxt"
     batching_file.write_text(BATCHING_PARAMETERS)
-    for variant in variants:
-        rest_port, grpc_port = _free_port(), _free_port()
-        if variant == "naive":
-            command = [sys.executable, str(REPO / "benchmarks" / "naive_server.py"), f"--port={rest_port}",
-                       f"--model_dir={version_dir}"]
-            ready = f"http://127.0.0.1:{rest_port}/"
-        else:
-            command = [sys.executable, "-m", "serving.server", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
-                       f"--model_name={model_name}", f"--model_base_path={base}"]
-            if variant == "ours+batching":
-                command += ["--enable_batching", f"--batching_parameters_file={batching_file}"]
-            ready = f"http://127.0.0.1:{rest_port}/v1/models/{model_name}"
-        kind = "naive" if variant == "naive" else "ours"
+    slice_s = duration / rounds
+    with contextlib.ExitStack() as stack:
         tests = []
-        protocols = ("rest",) if variant == "naive" else ("rest", "grpc")
-        for protocol in protocols:
-            for rows in (1, 64):
-                tests.append({"name": f"{protocol} latency {rows}", "protocol": protocol, "rows": rows, "concurrency": 1,
-                              "payload": f"{protocol}_{kind}_{rows}" if protocol == "rest" else f"grpc_{rows}",
-                              "duration": duration, "warmup": warmup})
-            for concurrency in CONCURRENCY:
-                tests.append({"name": f"{protocol} throughput c{concurrency}", "protocol": protocol, "rows": 1,
-                              "concurrency": concurrency,
-                              "payload": f"{protocol}_{kind}_1" if protocol == "rest" else "grpc_1",
-                              "duration": duration, "warmup": warmup})
-        plan = {"rest_host": "127.0.0.1", "rest_port": rest_port, "grpc_target": f"127.0.0.1:{grpc_port}",
-                "keepalive": variant != "naive", "payloads": payloads, "tests": tests}
-        print(f"[{label}] {variant}: starting server", file=sys.stderr, flush=True)
-        with running(command, ready, work / f"{variant}.log"):
-            results["runs"][variant] = run_loadgen(work, plan)
-    return results
+        for variant in variants:
+            ports = (_free_port(), _free_port())
+            command, ready = server_command(variant, version_dir, base, *ports, batching_file)
+            print(f"[{label}] starting {variant}", file=sys.stderr, flush=True)
+            stack.enter_context(running(command, ready, work / f"{variant}.log"))
+            tests += plan_tests(variant, ports, payloads)
+        floor_latencies: dict[int, list[float]] = {1: [], 64: []}
+        slices: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for round_index in range(rounds):
+            warmup = 0.3 if round_index == 0 else 0.1
+            for rows, array in arrays.items():
+                floor_latencies[rows] += floor.measure(array, slice_s)
+            for test in tests:
+                result = loadgen.run({**test, "duration": slice_s, "warmup": warmup})
+                slices.setdefault((test["variant"], test["name"]), []).append(result)
+            print(f"[{label}] round {round_index + 1}/{rounds} done", file=sys.stderr, flush=True)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for test in tests:
+        parts = slices[(test["variant"], test["name"])]
+        latencies = [x for part in parts for x in part["latencies"]]
+        errors = sum(part["errors"] for part in parts)
+        runs.setdefault(test["variant"], []).append({
+            "name": test["name"], "protocol": test["protocol"], "count": len(latencies), "errors": errors,
+            "first_error": next((p["first_error"] for p in parts if p["first_error"]), None),
+            "throughput": statistics.median(len(p["latencies"]) / slice_s for p in parts),
+            **_percentiles(latencies)})
+    floor_result = {rows: {**_percentiles(lat), "count": len(lat)} for rows, lat in floor_latencies.items()}
+    return {"label": label, "shape": floor.shape, "floor": floor_result, "runs": runs,
+            "rounds": rounds, "duration": duration}
 
 
 def profile_server(version_dir: Path, work: Path, duration: float, protocol: str, batching: bool) -> str:
     """Where the server's time goes at concurrency 16: cProfile in every server thread."""
     import pstats
 
-    model_name = "bench"
-    base = work / model_name
+    base = work / MODEL_NAME
     base.mkdir(parents=True)
     os.symlink(version_dir.resolve(), base / "1")
-    input_name, shape, dtype = input_spec(version_dir)
-    payloads = write_payloads(work, model_name, input_name, shape, dtype)
-    rest_port, grpc_port = _free_port(), _free_port()
+    payloads, _ = write_payloads(work, Floor(version_dir))
+    (work / "batching.pbtxt").write_text(BATCHING_PARAMETERS)
+    ports = (_free_port(), _free_port())
     stats_path = work / "server.prof"
-    command = [sys.executable, "-c", PROFILE_WRAPPER, str(stats_path), f"--port={grpc_port}",
-               f"--rest_api_port={rest_port}", f"--model_name={model_name}", f"--model_base_path={base}"]
-    if batching:
-        (work / "batching.pbtxt").write_text(BATCHING_PARAMETERS)
-        command += ["--enable_batching", f"--batching_parameters_file={work / 'batching.pbtxt'}"]
-    test = {"name": f"{protocol} throughput c16", "protocol": protocol, "rows": 1, "concurrency": 16,
-            "payload": "rest_ours_1" if protocol == "rest" else "grpc_1", "duration": duration, "warmup": 0.3}
-    plan = {"rest_host": "127.0.0.1", "rest_port": rest_port, "grpc_target": f"127.0.0.1:{grpc_port}",
-            "keepalive": True, "payloads": payloads, "tests": [test]}
-    with running(command, f"http://127.0.0.1:{rest_port}/v1/models/{model_name}", work / "profiled.log"):
-        (result,) = run_loadgen(work, plan)
+    variant = "ours+batching" if batching else "ours"
+    command, ready = server_command(variant, version_dir, base, *ports, work / "batching.pbtxt",
+                                    prefix=[sys.executable, "-c", PROFILE_WRAPPER, str(stats_path)])
+    (test,) = [t for t in plan_tests(variant, ports, payloads) if t["name"] == f"{protocol} throughput c16"]
+    loadgen = LoadGenerator()
+    try:
+        with running(command, ready, work / "profiled.log"):
+            result = loadgen.run({**test, "duration": duration, "warmup": 0.3})
+    finally:
+        loadgen.close()
     deadline = time.monotonic() + 30
     while not stats_path.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     buffer = io.StringIO()
     stats = pstats.Stats(str(stats_path), stream=buffer)
     stats.sort_stats("tottime").print_stats(30)
-    stats.sort_stats("cumulative").print_stats(40)
-    return (f"profiled {protocol} c=16 (batching {'on' if batching else 'off'}): {result['count']} requests, "
-            f"{result['throughput']:.0f} req/s under cProfile, {result['errors']} errors\n" + buffer.getvalue())
+    stats.sort_stats("cumulative").print_stats(45)
+    count = len(result["latencies"])
+    return (f"profiled {protocol} c=16 ({variant}): {count} requests in {duration:g} s = {count / duration:.0f} "
+            f"req/s under cProfile, {result['errors']} errors\n" + buffer.getvalue())
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,43 +502,43 @@ def _find(runs: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
 
 def format_report(result: dict[str, Any]) -> str:
     floor = result["floor"]
-    lines = [f"## {result['label']}  (input {result['shape']})", ""]
-    header = (f"| {'path':<22} | 1 row p50 | 1 row p99 | 64 rows p50 | 64 rows p99 | req/s c=1 | req/s c=4 | req/s c=16 | errors |")
-    lines += [header, "|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|"]
-    lines.append(f"| {'in-process floor':<22} | {floor[1]['p50']:9.3f} | {floor[1]['p99']:9.3f} | {floor[64]['p50']:11.3f} | "
-                 f"{floor[64]['p99']:11.3f} | {1e3 / floor[1]['p50']:9.0f} | {'':9} | {'':10} | {'':6} |")
+    lines = [f"### {result['label']} (input {result['shape']})", ""]
+    header = ("| path | 1 row p50 | 1 row p99 | 64 rows p50 | 64 rows p99 | req/s c=1 | req/s c=4 "
+              "| req/s c=16 | errors |")
+    lines += [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines.append(f"| in-process floor | {floor[1]['p50']:.3f} | {floor[1]['p99']:.3f} | {floor[64]['p50']:.3f} | "
+                 f"{floor[64]['p99']:.3f} | ({1e3 / floor[1]['p50']:.0f}) | | | |")
     for variant, runs in result["runs"].items():
         for protocol in ("rest", "grpc"):
             lat1, lat64 = _find(runs, f"{protocol} latency 1"), _find(runs, f"{protocol} latency 64")
-            if lat1 is None:
+            if lat1 is None or lat64 is None:
                 continue
-            thr = [_find(runs, f"{protocol} throughput c{c}") for c in CONCURRENCY]
+            thr = [_find(runs, f"{protocol} throughput c{c}") or {"throughput": float("nan")} for c in CONCURRENCY]
             errors = sum(r["errors"] for r in runs if r["protocol"] == protocol)
-            name = f"{protocol.upper()} {variant}" if variant != "naive" else "naive json/http.server"
-            lines.append(f"| {name:<22} | {lat1['p50']:9.3f} | {lat1['p99']:9.3f} | {lat64['p50']:11.3f} | {lat64['p99']:11.3f} | "
-                         f"{thr[0]['throughput']:9.0f} | {thr[1]['throughput']:9.0f} | {thr[2]['throughput']:10.0f} | {errors:6} |")
-    lines.append("")
-    lines.append("latency in ms (p50/p99 of requests at concurrency 1); throughput in 1-row requests per second")
-    ours, batched, naive = (result["runs"].get(k, []) for k in ("ours", "ours+batching", "naive"))
+            name = f"{protocol.upper()} {variant}" if variant != "naive" else "naive (json + http.server)"
+            lines.append(f"| {name} | {lat1['p50']:.3f} | {lat1['p99']:.3f} | {lat64['p50']:.3f} | "
+                         f"{lat64['p99']:.3f} | {thr[0]['throughput']:.0f} | {thr[1]['throughput']:.0f} | "
+                         f"{thr[2]['throughput']:.0f} | {errors} |")
+    lines += ["", "Latency in ms at concurrency 1 (p50/p99); throughput in 1-row requests/s (median of "
+              f"{result['rounds']} interleaved slices); floor's req/s = 1000 / p50.", ""]
+    runs_by = result["runs"]
     f50 = floor[1]["p50"]
     checks = []
-    rest1 = _find(ours, "rest latency 1")
-    grpc1 = _find(ours, "grpc latency 1")
-    if rest1:
-        checks.append(("REST 1-row p50 - floor", rest1["p50"] - f50, 1.5, "ms", "<="))
-    if grpc1:
-        checks.append(("gRPC 1-row p50 - floor", grpc1["p50"] - f50, 1.0, "ms", "<="))
-    naive16 = _find(naive, "rest throughput c16")
-    for variant, runs in (("ours", ours), ("ours+batching", batched)):
+    for protocol, target in (("rest", 1.5), ("grpc", 1.0)):
+        mine = _find(runs_by.get("ours", []), f"{protocol} latency 1")
+        if mine:
+            checks.append((f"{protocol.upper()} 1-row p50 - floor", mine["p50"] - f50, target, "ms", "<="))
+    naive16 = _find(runs_by.get("naive", []), "rest throughput c16")
+    for variant in ("ours", "ours+batching"):
         for protocol in ("rest", "grpc"):
-            mine = _find(runs, f"{protocol} throughput c16")
+            mine = _find(runs_by.get(variant, []), f"{protocol} throughput c{CONCURRENCY[-1]}")
             if mine and naive16 and naive16["throughput"] > 0:
-                checks.append((f"{protocol.upper()} {variant} c=16 / naive c=16", mine["throughput"] / naive16["throughput"],
-                               3.0, "x", ">="))
+                checks.append((f"{protocol.upper()} {variant} c=16 / naive c=16",
+                               mine["throughput"] / naive16["throughput"], 3.0, "x", ">="))
     for name, value, target, unit, op in checks:
         met = value <= target if op == "<=" else value >= target
-        lines.append(f"- {name}: {value:.2f} {unit} (target {op} {target:g} {unit}) {'MET' if met else 'MISSED'}")
-    for variant, runs in result["runs"].items():
+        lines.append(f"- {name}: {value:.2f} {unit} (target {op} {target:g} {unit}): {'MET' if met else 'MISSED'}")
+    for variant, runs in runs_by.items():
         for r in runs:
             if r["errors"]:
                 lines.append(f"- {variant} {r['name']}: {r['errors']} errors, first: {r['first_error']}")
@@ -495,27 +548,29 @@ def format_report(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["_loadgen"]:
-        return loadgen_main(argv[1])
+        return loadgen_main()
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pushed-model", type=Path,
-                        help="a pushed SavedModel version dir (default: newest under runs/serving/<model>/)")
+                        help="a pushed SavedModel version dir, or a model dir whose newest version is used "
+                             "(default: the newest version under --serving-dir)")
     parser.add_argument("--serving-dir", type=Path, default=REPO / "runs" / "serving")
     parser.add_argument("--duration", type=float, default=2.0, help="seconds of measurement per test")
-    parser.add_argument("--warmup", type=float, default=0.3, help="seconds of warm-up per test")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved slices per test")
     parser.add_argument("--skip-cnn", action="store_true", help="only the pushed model")
-    parser.add_argument("--variants", default="ours,ours+batching,naive",
-                        help="comma-separated servers to run: ours, ours+batching, naive")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS))
     parser.add_argument("--profile", choices=("rest", "grpc"),
                         help="instead of the table: cProfile the server under 16 concurrent 1-row requests")
     parser.add_argument("--profile-batching", action="store_true", help="with --profile: enable batching")
-    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--json", type=Path, help="also write the summarised results here")
     args = parser.parse_args(argv)
+    variants = args.variants.split(",")
+    if not set(variants) <= set(VARIANTS) or args.rounds < 1 or args.duration <= 0:
+        parser.error(f"--variants must be among {VARIANTS}, --rounds >= 1, --duration > 0")
     started = time.monotonic()
     load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    reports = []
     results = []
     try:
         models: list[tuple[str, Path]] = []
@@ -525,37 +580,40 @@ def main(argv: list[str] | None = None) -> int:
         if pushed is None:
             pushed = newest_pushed_model(args.serving_dir)
             if pushed is None:
-                print(f"note: no pushed model under {args.serving_dir}; run the pipeline first or pass --pushed-model",
-                      file=sys.stderr)
+                print(f"note: no pushed model under {args.serving_dir}; run the pipeline first or pass "
+                      "--pushed-model", file=sys.stderr)
         elif not (pushed / "saved_model.pb").is_file():
             from serving.layout import list_versions
 
             versions = list_versions(pushed)
             if not versions:
-                raise SystemExit(f"--pushed-model {pushed}: not a SavedModel dir nor a model dir with integer versions")
+                parser.error(f"--pushed-model {pushed}: neither a SavedModel dir nor a model dir with versions")
             pushed = pushed / str(versions[-1])
         if pushed is not None:
             models.append((f"pushed model {pushed}", pushed))
+        if not models:
+            parser.error("nothing to measure: --skip-cnn and no pushed model")
         if args.profile:
             label, version_dir = models[0]
             print(f"[{label}]")
             print(profile_server(version_dir, work / "profile", args.duration, args.profile, args.profile_batching))
             return 0
-        for index, (label, version_dir) in enumerate(models):
-            model_work = work / f"m{index}"
-            model_work.mkdir()
-            result = bench_model(label, version_dir, model_work, args.duration, args.warmup,
-                                 args.variants.split(","))
-            results.append(result)
-            reports.append(format_report(result))
-            print(reports[-1] + "\n", flush=True)
+        loadgen = LoadGenerator()
+        try:
+            for index, (label, version_dir) in enumerate(models):
+                result = bench_model(label, version_dir, work / f"m{index}", args.duration, args.rounds, variants,
+                                     loadgen)
+                results.append(result)
+                print(format_report(result) + "\n", flush=True)
+        finally:
+            loadgen.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     print(f"total {time.monotonic() - started:.0f} s; {os.cpu_count()} CPUs; python {sys.version.split()[0]}; "
-          f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other work on the box "
-          "skews the numbers)")
+          f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other work on the "
+          "machine skews the numbers)")
     return 0
 
 

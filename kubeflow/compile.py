@@ -83,7 +83,10 @@ def compile_pipeline(
     if output.is_dir():
         raise CompileError(f"output {output} is a directory: expected a file name ending in .json")
     validate_beam_args(beam_pipeline_args)
-    for name, value in (("pipeline root", config.pipeline_root), ("serving dir", config.serving_dir)):
+    places = [("pipeline root", config.pipeline_root), ("serving dir", config.serving_dir)]
+    if config.data.path:
+        places.append(("data path", config.data.path))
+    for name, value in places:
         if not is_remote_uri(value):
             logger.warning(
                 "%s %r is a local path: each Kubeflow task runs in its own pod, so use a URI "

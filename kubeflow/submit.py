@@ -321,10 +321,10 @@ def submit(request: SubmitRequest, client_factory: ClientFactory = _kfp_client) 
                 )
     except ApiException as error:
         raise SubmitError(_api_error_message(host, error)) from None
+    except (TimeoutError, ValueError) as error:  # the client's healthz retries; name clashes
+        raise SubmitError(f"Kubeflow Pipelines at {host} did not accept the run: {error}") from None
     except (Urllib3Error, OSError) as error:
         raise SubmitError(f"lost Kubeflow Pipelines at {host}: {_reason(error)}") from None
-    except (TimeoutError, ValueError) as error:
-        raise SubmitError(f"Kubeflow Pipelines at {host} did not accept the run: {error}") from None
     run_info = result.run_info
     run_id = result.run_id
     return SubmittedRun(

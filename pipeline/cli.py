@@ -102,16 +102,21 @@ def config_from_args(args: argparse.Namespace) -> configs.PipelineConfig:
 def _quiet_environment(verbose: bool) -> None:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     if not verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
         warnings.filterwarnings("ignore")
 
 
 def _error_message(exc: BaseException) -> str:
-    """The innermost cause's message; Beam appends its stage name, which is kept."""
-    root = exc
-    while root.__cause__ is not None:
-        root = root.__cause__
-    text = str(root).strip() or type(root).__name__
+    """The message of the first error raised by this project's code in the chain, else the outermost."""
+    chain, seen = [], set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    ours = [e for e in chain if type(e).__module__.split(".")[0] in ("components", "pipeline", "serving")]
+    chosen = ours[0] if ours else exc
+    text = str(chosen).strip() or type(chosen).__name__
     return text if len(text) < 4000 else text[:4000] + " ..."
 
 

@@ -210,9 +210,24 @@ class DynamicBatcher:
         inputs: Mapping[str, np.ndarray],
         output_filter: tuple[str, ...] = (),
     ) -> dict[str, np.ndarray]:
+        future = self.submit(servable, signature, inputs, output_filter)
+        if future is None:
+            return servable.run(signature, inputs, output_filter)
+        return future.result()
+
+    def submit(
+        self,
+        servable: Servable,
+        signature: Signature,
+        inputs: Mapping[str, np.ndarray],
+        output_filter: tuple[str, ...] = (),
+    ) -> Future | None:
+        """Queues a call; None when it cannot be batched (run it directly instead).
+
+        Raises RESOURCE_EXHAUSTED when the queue is full."""
         size = _batch_size(inputs)
         if size is None or size > self.options.max_batch_size or size == 0:
-            return servable.run(signature, inputs, output_filter)
+            return None
         key = (
             id(servable),
             signature.name,
@@ -233,7 +248,7 @@ class DynamicBatcher:
                 )
             q.pending_rows += size
             q.tasks.put(task)
-        return task.future.result()
+        return task.future
 
     def retire(self, q: _Queue) -> bool:
         """Drops an idle queue (its servable may be gone); False if work arrived meanwhile."""

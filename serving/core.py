@@ -9,6 +9,7 @@ with arrays converted straight from JSON instead of TensorProtos.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -150,6 +151,14 @@ class ServingCore:
             raise invalid(f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
         inputs, fmt = protocol.predict_inputs_from_json(doc, signature.input_specs, signature_name)
         return PreparedPredict(servable, signature, inputs, fmt)
+
+    def submit_prepared(self, prepared: "PreparedPredict") -> Future | None:
+        """With dynamic batching, queues the call and returns its future (no thread waits on
+        it); None when the call must run via `run_prepared` instead."""
+        submit = getattr(self._runner, "submit", None)
+        if submit is None:
+            return None
+        return submit(prepared.servable, prepared.signature, prepared.inputs, ())
 
     def run_prepared(self, prepared: "PreparedPredict") -> dict[str, np.ndarray]:
         """REST predict, second half: the signature call (the part worth a worker thread)."""

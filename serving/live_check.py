@@ -15,6 +15,7 @@ import glob
 import logging
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,8 +289,16 @@ def check_live_endpoint(
 
     targets = [(p, e) for p, e in (("grpc", grpc_endpoint), ("rest", rest_endpoint)) if e]
     process = None
+    scratch = None
     if not targets:
-        process = validate.ModelServerProcess(model_name=model_name, model_base_path=model_dir.resolve(), server=server)
+        # Pin the checked version (the default policy would serve only the latest).
+        scratch = tempfile.TemporaryDirectory(prefix="live-check-")
+        config_file = Path(scratch.name, "models.config")
+        config_file.write_text(
+            f'model_config_list {{ config {{ name: "{model_name}" base_path: "{model_dir.resolve()}" '
+            f'model_platform: "tensorflow" model_version_policy {{ specific {{ versions: {version} }} }} }} }}\n'
+        )
+        process = validate.ModelServerProcess(model_config_file=config_file, server=server)
     deadline = time.time() + wait_seconds
     try:
         if process is not None:
@@ -310,6 +319,8 @@ def check_live_endpoint(
     finally:
         if process is not None:
             process.stop()
+        if scratch is not None:
+            scratch.cleanup()
     report = LiveCheckReport(model_name, version, process.description if process else None, checks)
     (logger.info if report.ok else logger.error)("%s", report.summary())
     return report

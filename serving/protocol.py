@@ -123,21 +123,28 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
         raise invalid("JSON Parse error: The document is empty")
     try:
         doc = orjson.loads(body)
-    except orjson.JSONDecodeError as strict_error:
-        doc = _tolerant_parse(body, strict_error)
+    except orjson.JSONDecodeError:
+        doc = _tolerant_parse(body)
     if not isinstance(doc, dict):
         raise invalid(f"JSON Value: {_short_json(doc)} Is not object")
     return doc
 
 
-def _tolerant_parse(body: bytes, strict_error: Exception) -> Any:
+def _tolerant_parse(body: bytes) -> Any:
     # Also covers integers beyond 64 bits, which orjson refuses and the tensor check reports.
     try:
-        return json.loads(body, parse_constant=_parse_constant)
+        return json.loads(body, parse_constant=_parse_constant, parse_float=_parse_float)
     except RecursionError:
         raise invalid("JSON Parse error: nesting too deep") from None
     except (ValueError, UnicodeDecodeError) as error:
         raise invalid(f"JSON Parse error: {error}") from None
+
+
+def _parse_float(token: str) -> float:
+    value = float(token)
+    if math.isinf(value):  # rapidjson: only the Infinity token may be infinite
+        raise ValueError(f"Number too big to be stored in double: {token[:40]}")
+    return value
 
 
 def _parse_constant(token: str) -> float:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 import time
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 from urllib.parse import unquote
@@ -143,7 +143,11 @@ class RestApi:
             label = unquote(match.group(3)) if match.group(3) is not None else None
             doc = protocol.parse_json_body(body)
             prepared = self.core.prepare_predict_json(model, version, label, doc)
-            outputs = await run_blocking(self.core.run_prepared, prepared)
+            future = self.core.submit_prepared(prepared)
+            if future is not None:
+                outputs = await run_blocking(future)
+            else:
+                outputs = await run_blocking(self.core.run_prepared, prepared)
             return RestResponse(200, protocol.predict_response_json(outputs, prepared.fmt))
         except ServingError as error:
             code = error.code
@@ -275,8 +279,11 @@ def make_app(
         result = await api.handle_async(request.method, path, body, run_blocking)
         return reply(result.status, result.body)
 
-    async def run_blocking(function: Callable[..., Any], *args: Any) -> Any:
-        future = asyncio.get_running_loop().run_in_executor(executor, function, *args)
+    async def run_blocking(function: Callable[..., Any] | Future, *args: Any) -> Any:
+        if isinstance(function, Future):  # already running (the batcher): just wait for it
+            future = asyncio.wrap_future(function)
+        else:
+            future = asyncio.get_running_loop().run_in_executor(executor, function, *args)
         try:
             return await asyncio.wait_for(future, options.timeout_seconds)
         except asyncio.TimeoutError:

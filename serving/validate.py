@@ -44,6 +44,7 @@ SERVER_EMBEDDED = "embedded"
 SERVER_CHOICES = (SERVER_AUTO, SERVER_BINARY, SERVER_EMBEDDED)
 
 SERVING_TAG = "serve"
+DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
@@ -257,6 +258,8 @@ def build_requests(
     - other predict signatures (named tensors): one request per example, each input filled from
       the example's feature of the same name when its size fits the input shape, else zeros;
       one zero-filled request when there are no examples.
+    - with no names and nothing else to query, a `serving_default` taking one string input gets
+      the serialized examples (TFX's default request).
 
     Raises UnservableModel when a named signature is missing and ValueError when a named
     signature cannot be queried without examples.
@@ -325,6 +328,15 @@ def build_requests(
                 planned.append(PlannedRequest(request, "predict", name, source))
         else:
             skipped.append(f"{name!r}: unknown method {method!r}")
+    default = signature_defs.get(DEFAULT_SIGNATURE)
+    if not planned and not explicit and examples and default is not None and _is_serialized_input(default):
+        # Nothing else to query: do what TFX does by default, serialized examples to serving_default.
+        skipped = [line for line in skipped if not line.startswith(f"{DEFAULT_SIGNATURE!r}:")]
+        return RequestPlan(
+            build_requests(signature_defs, model_name=model_name, examples=examples,
+                           signature_names=[DEFAULT_SIGNATURE]).requests,
+            tuple(skipped),
+        )
     return RequestPlan(tuple(planned), tuple(skipped))
 
 

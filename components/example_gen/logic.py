@@ -169,12 +169,17 @@ def check_cifar10(path: Path) -> None:
 
 def load_cifar10(path: str | os.PathLike[str]) -> ImageDataset:
     """CIFAR-10 from the python tarball or its extracted batches; its test batch is the eval split."""
-    read = _cifar_members(Path(path))
+    source = Path(path)
+    read = _cifar_members(source)
+    inner = source / _CIFAR_DIR if (source / _CIFAR_DIR).is_dir() else source
+
+    def display(name: str) -> str:
+        return f"{source}:{_CIFAR_DIR}/{name}" if source.is_file() else str(inner / name)
 
     def records() -> Iterator[Record]:
         for split, names in ((TRAIN, _CIFAR_TRAIN_BATCHES), (EVAL, (_CIFAR_TEST_BATCH,))):
             for name in names:
-                images, labels = parse_cifar_batch(read(name), f"{path}:{name}")
+                images, labels = parse_cifar_batch(read(name), display(name))
                 for image, label in zip(images, labels):
                     yield split, image, int(label)
 

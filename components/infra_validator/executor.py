@@ -128,6 +128,10 @@ class Executor(tfx_executor.Executor):
         platform = serving_spec.WhichOneof("serving_platform")
         binaries = serving_bins.parse_serving_binaries(serving_spec)
         if platform is None:
+            try:
+                validate.server_command(self._local_server)
+            except validate.ServerStartError as error:  # a configuration error, not the model's
+                raise ValueError(str(error)) from None
             # Tags and digests name Docker images; a local process is one server, validated once.
             binaries = [serving_bins.TensorFlowServing(model_name=serving_spec.model_name, tag="local")]
         elif not binaries:

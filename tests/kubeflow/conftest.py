@@ -5,7 +5,7 @@
 It is a real server on an ephemeral port, so the real kfp.Client talks to it over HTTP. `mode`
 makes it behave like a Kubeflow that is healthy ("ok"), refuses every request ("401"/"403"),
 sends the browser to a login page ("redirect"/"html") or lets health checks through but
-refuses runs ("deny-runs").
+refuses runs ("deny-runs"), or rejects the run itself ("bad-run").
 """
 
 from __future__ import annotations
@@ -101,6 +101,9 @@ class FakeKfp:
                     eid = f"exp-{len(fake.experiments) + 1}"
                     fake.experiments[body["display_name"]] = eid
                     self._reply(200, {"experiment_id": eid, "display_name": body["display_name"]})
+                    return
+                if path == "/apis/v2beta1/runs" and method == "POST" and fake.mode == "bad-run":
+                    self._reply(400, {"error": "bad", "code": 3, "message": "Invalid input error: pipeline spec is invalid"})
                     return
                 if path == "/apis/v2beta1/runs" and method == "POST":
                     self._reply(200, {

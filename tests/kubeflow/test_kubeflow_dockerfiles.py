@@ -173,10 +173,7 @@ def test_the_server_image_needs_no_other_project_package() -> None:
 
 
 def test_serving_image_installs_what_the_serving_package_imports() -> None:
-    listed = {
-        normalise(line) for line in (REPO / "kubeflow" / "serving-requirements.txt").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    }
+    listed = serving_requirements()
     distributions = module_distributions()
     pins = lock()
 
@@ -207,21 +204,48 @@ def module_distributions() -> dict[str, set[str]]:
 
 
 def dependency_closure(names: set[str]) -> set[str]:
-    """The distributions pip installs for `names` (no extras), from the installed metadata."""
+    """The distributions pip installs for `names` (with the extras their dependents ask for),
+    read from the installed metadata."""
     from packaging.requirements import Requirement
 
-    seen: set[str] = set()
-    todo = list(names)
+    seen: set[tuple[str, str]] = set()
+    todo = [(name, "") for name in names]
     while todo:
-        name = todo.pop()
-        if name in seen:
+        name, extra = todo.pop()
+        if (name, extra) in seen:
             continue
-        seen.add(name)
+        seen.add((name, extra))
         for text in importlib.metadata.requires(name) or []:
             requirement = Requirement(text)
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                todo.append(normalise(requirement.name))
-    return seen
+            if requirement.marker is None or requirement.marker.evaluate({"extra": extra}):
+                dependency = normalise(requirement.name)
+                todo += [(dependency, "")] + [(dependency, e) for e in requirement.extras]
+    return {name for name, _ in seen}
+
+
+def serving_requirements() -> set[str]:
+    return {
+        normalise(line) for line in (REPO / "kubeflow" / "serving-requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+
+
+@pytest.mark.parametrize("which", sorted(DOCKERFILES))
+def test_images_can_build_what_has_no_binary_wheel(which: str) -> None:
+    # A distribution installed here from a locally built wheel (platform tag linux_x86_64, not
+    # manylinux) has no binary wheel on PyPI: pip compiles it in the image, which needs g++.
+    installs = {"tfx-serving-kit"} if which == "pipeline" else serving_requirements()
+    needs_compiler = []
+    for name in sorted(dependency_closure(installs)):
+        wheel = importlib.metadata.distribution(name).read_text("WHEEL") or ""
+        tags = re.findall(r"^Tag: (.+)$", wheel, flags=re.M)
+        if tags and all(t.endswith("linux_x86_64") and "manylinux" not in t for t in tags):
+            needs_compiler.append(name)
+    runs = " ".join(args for keyword, args in parse_dockerfile(DOCKERFILES[which]) if keyword == "RUN")
+
+    assert "tensorflow" in dependency_closure(installs)
+    if needs_compiler:
+        assert "g++" in runs, f"{needs_compiler} build from source: the image must install g++ first"
 
 
 def test_serving_entrypoint_has_tf_servings_contract() -> None:

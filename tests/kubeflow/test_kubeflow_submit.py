@@ -186,6 +186,20 @@ def test_runs_refused_after_a_healthy_check_come_back_from_the_kfp_client_as_one
     assert "Traceback" not in err and err.count("\n") == 1
 
 
+def test_a_rejected_run_shows_the_servers_reason(
+    capsys: pytest.CaptureFixture[str], compiled_json: Path, fake_kfp
+) -> None:
+    fake_kfp.mode = "bad-run"
+
+    code, out, err = run_cli(capsys, "submit", "--host", fake_kfp.url, "--package", str(compiled_json))
+
+    assert code == 1
+    assert err == (
+        f"error: Kubeflow Pipelines at {fake_kfp.url} rejected the run: HTTP 400 Bad Request "
+        "Invalid input error: pipeline spec is invalid\n"
+    )
+
+
 @pytest.mark.parametrize(
     "mode, expected",
     [("redirect", "redirected to a login page (/dex/auth"), ("html", "did not answer with JSON")],

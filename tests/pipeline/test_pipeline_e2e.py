@@ -109,6 +109,6 @@ def test_a_failing_component_stops_the_run_and_leaves_serving_untouched(tmp_path
     result = _run(tmp_path, "--data", f"cifar10:{tmp_path / 'cifar'}", "--runner", "local")
     assert result.returncode == 1
     assert f"error: {configs.EXAMPLE_GEN_ID} failed:" in result.stderr
-    assert "data_batch_2: not a CIFAR-10 python batch" in result.stderr
+    assert f"{bad}: not a CIFAR-10 python batch" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "serving").exists()

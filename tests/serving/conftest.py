@@ -20,6 +20,8 @@ Stable fixture names (other test modules, e.g. test_client.py, rely on them):
   [batch]) and returns `echo_bytes` (the same bytes, so REST answers `{"b64": ...}`),
   `length` (int32) and `text` (the input with "!" appended, a plain string output).
 - `bytes_model_dir` (function): base path `<tmp>/models/bytes_model` with version 1.
+- `slow_model` (session) / `slow_model_dir` (function, `<tmp>/models/slow_model/1`): input `n`
+  (int32 [batch]) runs max(n) rounds of a matmul and returns `y` = n: large n takes seconds.
 - `serve` (session): `serve(base_path=None, *, model_name="half_plus_two", args=(),
   config_file=None, timeout=90)` is a context manager that starts `python -m serving.server`
   on free loopback ports (`--pick_unused_ports --ready_file=...`, 1 s poll), waits for
@@ -29,7 +31,7 @@ Stable fixture names (other test modules, e.g. test_client.py, rely on them):
   `half_plus_two`, shared by the tests of a module (a `ServerProcess` plus `.base_path`).
 
 Helpers defined here (test modules cannot import a conftest reliably; use the fixtures):
-`build_half_plus_two(path, offset=2.0)`, `build_bytes_model(path)`,
+`build_half_plus_two(path, offset=2.0)`, `build_bytes_model(path)`, `build_slow_model(path)`,
 `set_method_names(export_dir, {signature: method_name})`, `write_warmup(export_dir, requests)`,
 `make_broken_model(export_dir, good_model)`, `start_server(...)` (what `serve` returns).
 """
@@ -153,6 +155,28 @@ def build_bytes_model(export_dir: str | os.PathLike) -> Path:
     return Path(export_dir)
 
 
+def build_slow_model(export_dir: str | os.PathLike) -> Path:
+    """`serving_default`: input `n` (int32 [batch]); spins max(n) rounds of a 128x128 matmul,
+    returns `y` = n. For deadline tests: large n takes seconds, n = 0 is instant."""
+    import tensorflow as tf
+
+    class Slow(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="n")])
+        def serve(self, n):
+            rounds = tf.reduce_max(n)
+            matrix = tf.eye(128) * 0.5
+
+            def body(i, m):
+                return i + 1, tf.tanh(tf.matmul(m, m))
+
+            _, result = tf.while_loop(lambda i, m: i < rounds, body, (tf.constant(0), matrix))
+            return {"y": n + tf.cast(tf.reduce_sum(result) * 0.0, tf.int32)}
+
+    module = Slow()
+    tf.saved_model.save(module, str(export_dir), signatures={"serving_default": module.serve})
+    return Path(export_dir)
+
+
 def write_warmup(export_dir: str | os.PathLike, requests: Sequence) -> Path:
     """Writes PredictionLog records (wrapping PredictRequests) as TF Serving warmup data."""
     import tensorflow as tf
@@ -206,6 +230,18 @@ def bytes_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def half_plus_two_dir(tmp_path: Path, half_plus_two_model: Path) -> Path:
     base = tmp_path / "models" / "half_plus_two"
     shutil.copytree(half_plus_two_model, base / "1")
+    return base
+
+
+@pytest.fixture(scope="session")
+def slow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_slow_model(tmp_path_factory.mktemp("built") / "slow_model")
+
+
+@pytest.fixture
+def slow_model_dir(tmp_path: Path, slow_model: Path) -> Path:
+    base = tmp_path / "models" / "slow_model"
+    shutil.copytree(slow_model, base / "1")
     return base
 
 

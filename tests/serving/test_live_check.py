@@ -39,6 +39,9 @@ def test_starts_a_server_when_no_endpoint_is_given(tmp_path: Path, half_plus_two
     assert report.ok, report.summary()
     assert report.version == 2
     assert report.started_server.startswith("embedded server")
+    # An older version is served too when asked for: the started server pins it.
+    older = live_check.check_live_endpoint(serving_dir, MODEL, version=1, label_key=None, server="embedded")
+    assert older.ok and older.version == 1, older.summary()
     assert [c.protocol for c in report.checks] == ["grpc", "rest"]
     assert all(c.samples == 3 and c.matched == 3 and c.state == "AVAILABLE" for c in report.checks)
     summary = report.summary()

@@ -154,7 +154,8 @@ def test_flags_in_both_spellings_and_no_op_flags(serve, half_plus_two_dir):
         "--rest_api_timeout_in_ms",
         "20000",
         "--enable_model_warmup=false",
-        "--tensorflow_intra_op_parallelism=2",
+        "--tensorflow_intra_op_parallelism=1",
+        "--grpc_max_threads=8",
         "--enable_batching",
     ]
     with serve(half_plus_two_dir, args=args) as server:
@@ -162,7 +163,7 @@ def test_flags_in_both_spellings_and_no_op_flags(serve, half_plus_two_dir):
             200,
             {"predictions": [2.5]},
         )
-        assert "--tensorflow_intra_op_parallelism=2 is accepted for compatibility" in server.log()
+        assert "--grpc_max_threads=8 is accepted for compatibility" in server.log()
 
 
 def test_unknown_flag_is_an_error():

@@ -204,3 +204,45 @@ def test_summary_of_a_failed_blessing_names_the_reason():
     assert summarize_blessing(blessing) == (
         "InfraValidator: NOT blessed after 1 attempt(s): version 1 of 'm' failed to load: boom"
     )
+
+
+def test_auto_plan_falls_back_to_tfx_default_for_a_serialized_example_serving_default(tmp_path: Path):
+    import tensorflow as tf
+
+    class Estimatorish(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def serve(self, examples):
+            return {"n": tf.strings.length(examples)}
+
+    module = Estimatorish()
+    tf.saved_model.save(module, str(tmp_path / "m"), signatures={"serving_default": module.serve})
+    signatures = validate.read_signature_defs(tmp_path / "m")
+    record = _example(x=[1.0])
+
+    plan = validate.build_requests(signatures, model_name="m", examples=[record])
+
+    (only,) = plan.requests
+    assert (only.signature_name, only.source) == ("serving_default", "serialized eval example")
+    assert tf.make_ndarray(only.request.inputs["examples"]).tolist() == [record]
+    assert plan.skipped == ()
+    # Without examples there is nothing to send it: load-only, with the reason recorded.
+    assert validate.build_requests(signatures, model_name="m").requests == ()
+
+
+def test_asking_for_a_missing_tensorflow_model_server_is_a_configuration_error(tmp_path: Path, monkeypatch):
+    import shutil as shutil_module
+
+    if shutil_module.which("tensorflow_model_server"):
+        monkeypatch.setenv("PATH", str(tmp_path))  # hide a real binary
+    model = iv_artifacts.model_artifact(tmp_path, iv_saved_models.build_no_signatures)
+    from tfx.dsl.components.base import base_executor
+    from components.infra_validator import executor as executor_lib
+
+    blessing = standard_artifacts.InfraBlessing()
+    blessing.uri = str(tmp_path / "blessing")
+    with pytest.raises(ValueError, match="tensorflow_model_server is not on PATH"):
+        executor_lib.Executor(base_executor.BaseExecutor.Context(tmp_dir=str(tmp_path), unique_id="1")).Do(
+            {"model": [model]},
+            {"blessing": [blessing]},
+            {"serving_spec": proto_utils.proto_to_json(local_serving_spec()), "local_server": "tensorflow_model_server"},
+        )
