@@ -31,7 +31,6 @@ GARBAGE = [
     b'{"instances": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}',
     b"[" * 100000,
     b'{"instances": [1e999999]}',
-    b'{"instances": [123456789012345678901234567890]}',
     b'{"instances": [true, false]}',
     b'{"instances": [{"b64": 5}]}',
     b'{"instances": [null]}',
@@ -71,9 +70,9 @@ def test_broken_http_does_not_hurt_the_server(half_plus_two_server):
         sock.sendall(b"\x00\x01\x02 not http at all\r\n\r\n")
         sock.recv(1024)
     with socket.create_connection(("127.0.0.1", half_plus_two_server.rest_port), timeout=10) as sock:
-        sock.sendall(b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nnotgz")
+        sock.sendall(b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nnotgz")
         response = sock.recv(4096)
-        assert response.startswith(b"HTTP/1.1 4")
+        assert response.startswith(b"HTTP/1.1 4"), response[:200]
     status, raw = raw_post(half_plus_two_server, "/v1/models/half_plus_two:predict", b'{"instances": [2.0]}')
     assert (status, json.loads(raw)) == (200, {"predictions": [3.0]})
 
