@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Optional, Sequence
 
-from tfx import v1 as tfx
+from tfx.orchestration import metadata
 
 from pipeline import configs
 from pipeline.pipeline import InfraValidatorFactory, create_pipeline
@@ -15,7 +15,7 @@ RUNNERS = ("beam", "local")
 
 def metadata_config(config: configs.PipelineConfig):
     """SQLite ML Metadata at `<pipeline_root>/metadata.sqlite`."""
-    return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+    return metadata.sqlite_metadata_connection_config(config.metadata_path)
 
 
 def run(
@@ -41,5 +41,7 @@ def run(
 
         dag_runner = BeamDagRunner
     else:
-        dag_runner = tfx.orchestration.LocalDagRunner
+        from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+
+        dag_runner = LocalDagRunner
     dag_runner().run(pipeline)

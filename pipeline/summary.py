@@ -174,7 +174,7 @@ def format_summary(summary: RunSummary, config: configs.PipelineConfig, class_na
     lines = []
     bound = config.evaluation.accuracy_lower_bound
     if summary.accuracy is not None:
-        line = f"eval accuracy {summary.accuracy:.4f} (threshold >= {bound:.2f}"
+        line = f"eval accuracy {summary.accuracy:.4f} (threshold >= {bound:g}"
         if summary.baseline_accuracy is not None:
             line += f"; baseline {summary.baseline_accuracy:.4f}, allowed drop {config.evaluation.max_accuracy_drop:.3f})"
         else:

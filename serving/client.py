@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 from urllib.parse import quote
 
 import numpy as np
@@ -248,10 +248,7 @@ def _tensor_spec(name: str, info: Mapping[str, Any]) -> TensorSpec:
         shape = None
     else:
         shape = tuple(int(d.get("size", 0)) for d in shape_info.get("dim", []))
-    dtype = info.get("dtype", "DT_INVALID")
-    if isinstance(dtype, int):  # MessageToDict(use_integers_for_enums) safety.
-        dtype = f"DT_{dtype}"
-    return TensorSpec(name=name, dtype=str(dtype), shape=shape)
+    return TensorSpec(name=name, dtype=str(info.get("dtype", "DT_INVALID")), shape=shape)
 
 
 def parse_metadata(document: Mapping[str, Any]) -> ModelMetadata:
@@ -824,6 +821,11 @@ class ServingClient:
                 f"(signatures: {sorted(metadata.signatures)}); use encoding='pixels'",
                 code="INVALID_ARGUMENT",
             )
+        logger.debug(
+            "predict_images: %d image(s) to %s",
+            len(images),
+            f"signature {bytes_sig[0]!r} as encoded bytes" if bytes_sig else "pixels resized to the input",
+        )
         results: list[Prediction] = []
         for start in range(0, len(images), max(1, batch_size)):
             chunk = list(images[start : start + max(1, batch_size)])
@@ -1083,7 +1085,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--send", choices=("auto", "pixels", "bytes"), default="auto",
                          help="pixels: resize to the model's input; bytes: send the files to the "
                               "image_bytes signature; auto: bytes when the model has that signature")
-    predict.add_argument("--top", type=int, default=3, help="also print the top N class ids and probabilities")
+    predict.add_argument("--top", type=int, default=3, help="also print the N most probable class ids")
     evaluate = commands.add_parser("evaluate", parents=[common], help="accuracy and latency on a labelled set")
     evaluate.add_argument("--data", default="digits",
                           help="'digits' (the pipeline's eval split of scikit-learn's bundled digits), "
@@ -1098,7 +1100,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     with ServingClient(
-        args.endpoint, args.protocol, args.model, version=args.version, label=args.label, timeout=args.timeout
+        args.endpoint,
+        args.protocol,
+        args.model,
+        version=args.version,
+        label=args.label,
+        timeout=args.timeout,
+        pool_size=max(16, getattr(args, "concurrency", 1)),  # one kept-alive connection per worker
     ) as client:
         if args.command == "status":
             for v in client.status():
@@ -1119,7 +1127,10 @@ def _run(args: argparse.Namespace) -> int:
             for row in client.predict_images(args.images, encoding=args.send, signature_name=args.signature):
                 top = np.argsort(row.probabilities)[::-1][: max(0, args.top)]
                 others = ", ".join(f"{i}: {row.probabilities[i]:.4f}" for i in top)
-                print(f"{row.source}: {row.class_name} (class {row.class_id}, p={row.probability:.4f}) top [{others}]")
+                print(
+                    f"{row.source}: {row.class_name} (class {row.class_id}, p={row.probability:.4f}) "
+                    f"top class ids [{others}]"
+                )
             return 0
         return _evaluate(client, args)
 

@@ -54,6 +54,7 @@ class PreparedPredict:
     signature: Signature
     inputs: dict[str, np.ndarray]
     fmt: protocol.RequestFormat
+    output_filter: tuple[str, ...] = ()
 
 
 def _direct_runner(
@@ -129,13 +130,29 @@ class ServingCore:
     def predict_on(
         self, servable: Servable, request: predict_pb2.PredictRequest
     ) -> predict_pb2.PredictResponse:
+        prepared = self.prepare_predict(request, servable)
+        return self.predict_response(prepared, self.run_prepared(prepared))
+
+    def prepare_predict(
+        self, request: predict_pb2.PredictRequest, servable: Servable | None = None
+    ) -> "PreparedPredict":
+        """gRPC predict, first half: resolve the servable, TensorProtos -> arrays."""
+        if servable is None:
+            servable = self.servable_for(request.model_spec)
         signature = servable.signature(request.model_spec.signature_name)
         inputs = {k: protocol.tensor_proto_to_ndarray(v) for k, v in request.inputs.items()}
         output_filter = tuple(request.output_filter)
         if len(set(output_filter)) != len(output_filter):
             raise invalid("duplicate output tensor alias in output_filter")
-        outputs = self._run(servable, signature, inputs, output_filter)
-        response = predict_pb2.PredictResponse(model_spec=_response_spec(servable, signature.name))
+        return PreparedPredict(servable, signature, inputs, protocol.RequestFormat.COLUMNAR, output_filter)
+
+    def predict_response(
+        self, prepared: "PreparedPredict", outputs: Mapping[str, np.ndarray]
+    ) -> predict_pb2.PredictResponse:
+        """gRPC predict, last half: arrays -> PredictResponse (typed value fields)."""
+        response = predict_pb2.PredictResponse(
+            model_spec=_response_spec(prepared.servable, prepared.signature.name)
+        )
         for name, array in outputs.items():
             response.outputs[name].CopyFrom(protocol.ndarray_to_tensor_proto(array))
         return response
@@ -158,11 +175,11 @@ class ServingCore:
         submit = getattr(self._runner, "submit", None)
         if submit is None:
             return None
-        return submit(prepared.servable, prepared.signature, prepared.inputs, ())
+        return submit(prepared.servable, prepared.signature, prepared.inputs, prepared.output_filter)
 
     def run_prepared(self, prepared: "PreparedPredict") -> dict[str, np.ndarray]:
         """REST predict, second half: the signature call (the part worth a worker thread)."""
-        return self._run(prepared.servable, prepared.signature, prepared.inputs)
+        return self._run(prepared.servable, prepared.signature, prepared.inputs, prepared.output_filter)
 
     def predict_json(
         self, name: str, version: int | None, label: str | None, doc: Mapping[str, Any]

@@ -140,3 +140,4 @@ def start_grpc_server(core: ServingCore, options: GrpcOptions, observe: Observer
         raise OSError(f"could not bind the gRPC port at {address}")
     server.start()
     return server, port
+

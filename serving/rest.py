@@ -223,6 +223,25 @@ class RestApi:
         )
 
 
+def make_run_blocking(executor: Executor, timeout_seconds: float | None) -> RunBlocking:
+    """`await run_blocking(fn, *args)` runs fn in `executor`; `await run_blocking(future)` waits
+    for an already running call (the batcher's). Past the deadline: DEADLINE_EXCEEDED."""
+
+    async def run_blocking(function: Callable[..., Any] | Future, *args: Any) -> Any:
+        if isinstance(function, Future):
+            future = asyncio.wrap_future(function)
+        else:
+            future = asyncio.get_running_loop().run_in_executor(executor, function, *args)
+        if timeout_seconds is None:
+            return await future
+        try:
+            return await asyncio.wait_for(future, timeout_seconds)
+        except asyncio.TimeoutError:
+            raise ServingError(Code.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+
+    return run_blocking
+
+
 @dataclass(frozen=True)
 class RestOptions:
     max_body_bytes: int = 256 * 1024 * 1024
@@ -279,15 +298,7 @@ def make_app(
         result = await api.handle_async(request.method, path, body, run_blocking)
         return reply(result.status, result.body)
 
-    async def run_blocking(function: Callable[..., Any] | Future, *args: Any) -> Any:
-        if isinstance(function, Future):  # already running (the batcher): just wait for it
-            future = asyncio.wrap_future(function)
-        else:
-            future = asyncio.get_running_loop().run_in_executor(executor, function, *args)
-        try:
-            return await asyncio.wait_for(future, options.timeout_seconds)
-        except asyncio.TimeoutError:
-            raise ServingError(Code.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+    run_blocking = make_run_blocking(executor, options.timeout_seconds)
 
     app = web.Application(client_max_size=options.max_body_bytes)
     app.router.add_route("*", "/{tail:.*}", handler)

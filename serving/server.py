@@ -259,6 +259,9 @@ def run(args: argparse.Namespace) -> int:
         ssl_client_verify=ssl.client_verify if ssl else False,
         channel_arguments=_channel_arguments(args.grpc_channel_arguments),
     )
+    executor = ThreadPoolExecutor(max_workers=args.rest_api_workers, thread_name_prefix="worker")
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     grpc_server, grpc_port = start_grpc_server(core, grpc_options, grpc_observe)
     logger.info("Running gRPC ModelServer at %s:%d ...", args.host, grpc_port)
 
@@ -272,9 +275,6 @@ def run(args: argparse.Namespace) -> int:
         ).start()
 
     rest_enabled = args.pick_unused_ports or args.rest_api_port > 0
-    executor = ThreadPoolExecutor(max_workers=args.rest_api_workers, thread_name_prefix="rest")
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
     stop = asyncio.Event()
     runner_web = None
     rest_port = None

@@ -37,9 +37,9 @@ class TrainerSettings:
     image_shape: tuple[int, int, int] = (8, 8, 1)
     label_key: str = features.LABEL_KEY
     epochs: int = 20
-    batch_size: int = 32
-    learning_rate: float = 0.002
-    patience: int = 4
+    batch_size: int = 64
+    learning_rate: float = 0.003
+    patience: int = 3
     conv_filters: tuple[int, ...] = (32, 64)
     dense_units: int = 64
     dropout: float = 0.2

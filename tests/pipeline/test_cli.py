@@ -156,7 +156,7 @@ def test_summary_text_says_why_and_where() -> None:
         pushed_destination="/srv/digits/2",
     )
     text = summary.format_summary(blessed, config, [str(i) for i in range(10)])
-    assert "eval accuracy 0.9870 (threshold >= 0.90; baseline 0.9810, allowed drop 0.010)" in text
+    assert "eval accuracy 0.9870 (threshold >= 0.9; baseline 0.9810, allowed drop 0.010)" in text
     assert "per-class accuracy, lowest: 8 0.940, 3 0.990" in text
     assert "model BLESSED" in text and "pushed version 2 to /srv/digits/2" in text
 
@@ -168,3 +168,23 @@ def test_summary_text_says_why_and_where() -> None:
     assert "no blessed baseline yet" in text
     assert "model NOT blessed: sparse_categorical_accuracy 0.5000, expected >= 0.9" in text
     assert "nothing pushed; /srv/digits is unchanged" in text
+
+
+def test_validation_failures_are_described_with_value_and_bound() -> None:
+    from tensorflow_model_analysis.proto import validation_result_pb2
+
+    failure = validation_result_pb2.ValidationFailure()
+    failure.metric_key.name = "sparse_categorical_accuracy"
+    failure.metric_threshold.value_threshold.lower_bound.value = 0.9
+    failure.metric_value.double_value.value = 0.875
+    assert summary.describe_failure(failure) == "sparse_categorical_accuracy 0.8750, expected >= 0.9"
+
+    change = validation_result_pb2.ValidationFailure()
+    change.metric_key.name = "sparse_categorical_accuracy"
+    change.metric_key.is_diff = True
+    change.metric_threshold.change_threshold.absolute.value = -0.01
+    change.metric_value.double_value.value = -0.05
+    change.message = "worse than baseline"
+    assert summary.describe_failure(change) == (
+        "sparse_categorical_accuracy change vs baseline -0.0500, expected absolute change -0.01 (worse than baseline)"
+    )

@@ -19,7 +19,6 @@ import pytest
 from serving import client as client_module
 from serving.client import (
     ClientError,
-    ModelMetadata,
     ServingClient,
     SignatureSpec,
     TensorSpec,
@@ -420,6 +419,37 @@ def test_deadline_is_enforced_against_a_silent_server(protocol):
     assert 0.4 < elapsed < 3.0
 
 
+def test_wait_until_available(server):
+    with ServingClient(endpoint(server, "grpc"), "grpc", MODEL, label="canary") as client:
+        assert [(s.version, s.state) for s in client.wait_until_available(timeout=10)] == [(2, "AVAILABLE")]
+    with ServingClient(f"127.0.0.1:{free_port()}", "rest", MODEL, timeout=0.2) as client:
+        began = time.monotonic()
+        with pytest.raises(ClientError, match=r"was not AVAILABLE within 0.5 s: cannot reach") as info:
+            client.wait_until_available(timeout=0.5)
+    assert info.value.code == "DEADLINE_EXCEEDED"
+    assert time.monotonic() - began < 3
+
+
+@PROTOCOLS
+def test_messages_larger_than_grpcs_4mib_default(protocol, serve, bytes_model_dir):
+    # gRPC clients refuse answers over 4 MiB unless told otherwise (TF Serving issue 1382); the
+    # echo model answers with its input, so this goes over the limit in both directions.
+    payload = np.random.default_rng(0).integers(0, 256, 6 * 2**20, dtype=np.uint8).tobytes()
+    with serve(bytes_model_dir, model_name="bytes_model") as bytes_server:
+        with ServingClient(endpoint(bytes_server, protocol), protocol, "bytes_model") as client:
+            array = np.empty(1, dtype=object)
+            array[0] = payload
+            outputs = client.predict({"image_bytes": array})
+        if protocol == "grpc":  # the option is what makes it work: gRPC's own limit refuses it
+            small = ServingClient(endpoint(bytes_server, protocol), protocol, "bytes_model",
+                                  max_message_bytes=4 * 2**20)
+            with small, pytest.raises(ClientError, match="RESOURCE_EXHAUSTED") as info:
+                small.predict({"image_bytes": array})
+            assert info.value.code == "RESOURCE_EXHAUSTED"
+    assert outputs["echo_bytes"].tolist() == [payload]
+    assert outputs["length"].tolist() == [len(payload)]
+
+
 # ---------------------------------------------------------------------------------------------
 # CLI
 
@@ -433,6 +463,7 @@ def test_cli_predict_status_metadata_and_evaluate(server, tmp_path, capsys):
     assert client_module.main(["predict", *rest, "--label", "stable", str(tmp_path / "x.png")]) == 0
     out = capsys.readouterr().out
     assert f"{tmp_path / 'x.png'}: bright-v1 (class 1, p=0.94" in out
+    assert "top class ids [1: 0.94" in out
     assert client_module.main(["status", *grpc]) == 0
     assert sorted(capsys.readouterr().out.splitlines()) == ["version 1: AVAILABLE", "version 2: AVAILABLE"]
     assert client_module.main(["metadata", *rest, "--version", "1"]) == 0
