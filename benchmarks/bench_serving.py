@@ -19,6 +19,7 @@ Fairness and noise:
 
     .venv/bin/python benchmarks/bench_serving.py [--pushed-model DIR] [--duration 2] [--rounds 4]
     .venv/bin/python benchmarks/bench_serving.py --profile rest   # cProfile of the server instead
+    .venv/bin/python benchmarks/bench_serving.py --transport-ceilings  # no-op REST / gRPC servers
 """
 
 from __future__ import annotations
@@ -496,6 +497,72 @@ def profile_server(version_dir: Path, work: Path, duration: float, protocol: str
             f"req/s under cProfile, {result['errors']} errors\n" + buffer.getvalue())
 
 
+def noop_server_main(kind: str, port: int) -> int:
+    """A server that answers every Predict (gRPC, bytes in / fixed bytes out) or every POST (aiohttp)
+    at once: what the Python transports cost before any model or tensor work."""
+    answer = b'{"predictions": [[0.5]]}'
+    if kind == "rest":
+        from aiohttp import web
+
+        async def handler(request: web.Request) -> web.Response:
+            await request.read()
+            return web.Response(body=answer, content_type="application/json")
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+        return 0
+    from concurrent import futures
+
+    import grpc
+
+    handler = grpc.method_handlers_generic_handler(
+        "tensorflow.serving.PredictionService",
+        {"Predict": grpc.unary_unary_rpc_method_handler(lambda request, context: answer)})
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    signal.signal(signal.SIGTERM, lambda *_: server.stop(0))
+    server.wait_for_termination()
+    return 0
+
+
+def transport_ceilings(work: Path, duration: float) -> str:
+    """Latency and throughput of no-op REST (aiohttp) and gRPC (grpcio) servers on this machine."""
+    work.mkdir(parents=True, exist_ok=True)
+    body = b'{"instances": [[1.0]]}'
+    rest_payload, grpc_payload = work / "noop_rest.bin", work / "noop_grpc.bin"
+    rest_payload.write_bytes(b"POST /v1/models/bench:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    grpc_payload.write_bytes(b"\n\x07\n\x05bench")
+    lines = ["| no-op server | p50 ms at c=1 | req/s c=1 | req/s c=16 | load generator CPU at c=16 |",
+             "|---|---:|---:|---:|---:|"]
+    loadgen = LoadGenerator()
+    try:
+        for kind in ("rest", "grpc"):
+            port = _free_port()
+            url = f"http://127.0.0.1:{port}/" if kind == "rest" else None
+            process = subprocess.Popen([sys.executable, __file__, "_noop", kind, str(port)], cwd=REPO)
+            try:
+                time.sleep(2.0)  # no readiness endpoint on the gRPC one; both start in well under 2 s
+                address = ({"host": "127.0.0.1", "port": port, "keepalive": True} if url else
+                           {"target": f"127.0.0.1:{port}"})
+                payload = str(rest_payload if kind == "rest" else grpc_payload)
+                results = [loadgen.run({"protocol": kind, "concurrency": c, "payload": payload,
+                                        "duration": duration, "warmup": 0.3, **address}) for c in (1, 16)]
+            finally:
+                process.terminate()
+                process.wait(20)
+            one, sixteen = results
+            lines.append(f"| {'aiohttp (REST)' if kind == 'rest' else 'grpcio sync server (gRPC)'} | "
+                         f"{_percentiles(one['latencies'])['p50']:.3f} | {len(one['latencies']) / duration:.0f} | "
+                         f"{len(sixteen['latencies']) / duration:.0f} | {sixteen['cpu'] * 100:.0f}% |")
+    finally:
+        loadgen.close()
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------------------------
 # Report.
 
@@ -557,6 +624,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["_loadgen"]:
         return loadgen_main()
+    if argv[:1] == ["_noop"]:
+        return noop_server_main(argv[1], int(argv[2]))
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -571,6 +640,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=("rest", "grpc"),
                         help="instead of the table: cProfile the server under 16 concurrent 1-row requests")
     parser.add_argument("--profile-batching", action="store_true", help="with --profile: enable batching")
+    parser.add_argument("--transport-ceilings", action="store_true",
+                        help="instead of the table: what no-op REST and gRPC servers manage on this machine")
     parser.add_argument("--json", type=Path, help="also write the summarised results here")
     args = parser.parse_args(argv)
     variants = args.variants.split(",")
@@ -580,6 +651,12 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     results = []
+    if args.transport_ceilings:
+        try:
+            print(transport_ceilings(work / "ceilings", args.duration))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return 0
     try:
         models: list[tuple[str, Path]] = []
         if not args.skip_cnn:

@@ -30,7 +30,7 @@ from tensorflow_serving.apis import (
 
 from serving import protocol
 from serving.model_store import ModelStore
-from serving.protocol import Code, ServingError, invalid
+from serving.protocol import invalid
 from serving.servable import (
     CLASSIFY_METHOD,
     DEFAULT_SIGNATURE,
@@ -375,13 +375,9 @@ class ServingCore:
     def reload_config(
         self, request: model_management_pb2.ReloadConfigRequest
     ) -> model_management_pb2.ReloadConfigResponse:
-        response = model_management_pb2.ReloadConfigResponse()
-        try:
-            self.store.reload_config(request.config)
-        except ServingError as error:
-            response.status.error_code = int(error.code)
-            response.status.error_message = error.message
-        return response
+        # Like model_service_impl.cc: a failed reload is a gRPC error (status code + message).
+        self.store.reload_config(request.config)
+        return model_management_pb2.ReloadConfigResponse()
 
     # ---- Warmup ----------------------------------------------------------------------------
 
@@ -422,4 +418,4 @@ class ServingCore:
         return count
 
 
-__all__ = ["ServingCore", "Runner", "serialized_examples", "WARMUP_FILE", "Code", "ServingError"]
+__all__ = ["ServingCore", "PreparedPredict", "Runner", "serialized_examples", "WARMUP_FILE"]

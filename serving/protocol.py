@@ -257,7 +257,7 @@ def _decode_b64(value: Mapping[str, str]) -> bytes:
 
 def _string_leaf(value: Any) -> bytes:
     if isinstance(value, str):
-        return value.encode("utf-8")
+        return value.encode("utf-8", "surrogatepass")
     if isinstance(value, dict):
         if _is_b64(value):
             return _decode_b64(value)
@@ -355,26 +355,25 @@ def json_to_array(value: Any, dtype: int) -> np.ndarray:
         inferred = None
     if inferred is not None and inferred.dtype.kind != "O":
         kind = inferred.dtype.kind
-        ok = False
-        if target.kind == "f":
-            ok = kind in _FLOAT_KINDS
-            if ok and kind in _INT_KINDS and inferred.size:
+        if target.kind == "f" and kind in _FLOAT_KINDS:
+            if kind in _INT_KINDS:
                 limit = _FLOAT64_MAX_EXACT_INT if target.itemsize == 8 else _FLOAT32_MAX_EXACT_INT
-                ok = int(np.max(np.abs(inferred.astype(np.float64)))) <= limit
-            elif ok and kind == "f" and target.itemsize < 8 and inferred.size:
-                finite = inferred[np.isfinite(inferred)]
-                ok = not finite.size or float(np.max(np.abs(finite))) <= float(
-                    np.finfo(np.float32).max
-                )
-        elif target.kind in "iu":
-            ok = kind in _INT_KINDS
-            if ok and inferred.size:
-                info = np.iinfo(target)
-                ok = info.min <= int(inferred.min()) and int(inferred.max()) <= info.max
-        elif target.kind == "b":
-            ok = kind == "b"
-        if ok:
-            return inferred.astype(target, copy=False)
+                if not inferred.size or max(-int(inferred.min()), int(inferred.max())) <= limit:
+                    return inferred.astype(target)
+            else:
+                with np.errstate(over="ignore"):
+                    converted = inferred.astype(target, copy=False)
+                # Only a finite double too big for float32 turns infinite here: lossy.
+                if converted is inferred or np.isfinite(converted).all():
+                    return converted
+                if not (np.isinf(converted) & np.isfinite(inferred)).any():
+                    return converted
+        elif target.kind in "iu" and kind in _INT_KINDS:
+            info = np.iinfo(target)
+            if not inferred.size or (info.min <= int(inferred.min()) and int(inferred.max()) <= info.max):
+                return inferred.astype(target, copy=False)
+        elif target.kind == "b" and kind == "b":
+            return inferred
     _slow_check(value, dtype, _dense_shape(value))
     # The walk found nothing wrong per element, so the nesting itself is ragged.
     raise invalid(f"JSON Value: {_short_json(value)} is not a dense tensor (ragged nested lists)")
@@ -462,9 +461,9 @@ def _inputs_from_instances(
             if _is_named_object(item):
                 raise invalid(f"Expecting value/list but got object at item {index} of input list")
         try:
-            return {name: _batch_array(instances, input_specs[name].dtype)}
+            return {name: json_to_array(instances, input_specs[name].dtype)}
         except ServingError as error:
-            raise invalid(f"Failed to process element: 0 of 'instances' list. Error: {error.message}")
+            raise _instances_error(instances, input_specs[name].dtype, "", error) from None
 
     names = set(input_specs)
     columns: dict[str, list[Any]] = {name: [] for name in input_specs}
@@ -487,21 +486,31 @@ def _inputs_from_instances(
     arrays = {}
     for name, values in columns.items():
         try:
-            arrays[name] = _batch_array(values, input_specs[name].dtype)
+            arrays[name] = json_to_array(values, input_specs[name].dtype)
         except ServingError as error:
-            raise invalid(
-                f"Failed to process element: 0 key: {name} of 'instances' list. Error: "
-                f"{error.message}"
-            ) from None
+            raise _instances_error(values, input_specs[name].dtype, f" key: {name}", error) from None
     return arrays
 
 
-def _batch_array(values: list[Any], dtype: int) -> np.ndarray:
-    """Stacks the per-instance values of one input; every instance must have one shape."""
-    array = json_to_array(values, dtype)
-    if array.ndim == 0:  # pragma: no cover - a list always gives at least one dimension
-        raise invalid("instances must be a list")
-    return array
+def _instances_error(values: list[Any], dtype: int, key: str, error: ServingError) -> ServingError:
+    """Names the first instance that is wrong on its own or differs in shape from the first
+    (AddInstanceItem's messages); only runs once the batch conversion has failed."""
+    first_shape = None
+    for index, item in enumerate(values):
+        try:
+            shape = json_to_array(item, dtype).shape
+        except ServingError as item_error:
+            problem = item_error.message
+        else:
+            if first_shape is None or shape == first_shape:
+                first_shape = shape
+                continue
+            problem = f"Expecting shape {list(first_shape)} but got: {list(shape)}"
+        return invalid(
+            f"Failed to process element: {index}{key} of 'instances' list. Error: "
+            f"INVALID_ARGUMENT: {problem}"
+        )
+    return invalid(f"Failed to process 'instances' list. Error: {error.message}")
 
 
 def _inputs_from_columns(value: Any, input_specs: Mapping[str, InputSpec]) -> dict[str, np.ndarray]:
@@ -545,29 +554,24 @@ def format_float(value: float, double: bool = False) -> str:
 def _format_float_array(flat: np.ndarray) -> list[str]:
     """format_float over a 1-D float array, with the round-trip check vectorised."""
     double = flat.dtype == np.float64
-    if flat.dtype not in (np.float32, np.float64):
+    if not double and flat.dtype != np.float32:
         flat = flat.astype(np.float32)
     values = flat.tolist()
-    finite = np.isfinite(flat)
-    all_finite = bool(finite.all())
-    texts = ["%g" % v for v in values] if all_finite else [
-        ("%g" % v) if ok else ("NaN" if v != v else ("-Infinity" if v < 0 else "Infinity"))
-        for v, ok in zip(values, finite.tolist())
-    ]
-    if all_finite:
-        parsed = np.array(texts, dtype=np.float64)
-    else:
-        parsed = np.where(finite, np.array([t if ok else "0" for t, ok in zip(texts, finite.tolist())], dtype=np.float64), 0.0)
+    texts = ["%g" % v for v in values]  # "nan"/"inf" parse back below, then get replaced
+    parsed = np.array(texts, dtype=np.float64)
     if not double:
         parsed = parsed.astype(np.float32)
+    finite = np.isfinite(flat)
     mismatch = (parsed != flat) & finite
     if mismatch.any():
         fmt = "%.17g" if double else "%.9g"
         for index in np.flatnonzero(mismatch).tolist():
             texts[index] = fmt % values[index]
-    return [
-        t + ".0" if ("." not in t and "e" not in t and t[-1].isdigit()) else t for t in texts
-    ]
+    if not finite.all():
+        for index in np.flatnonzero(~finite).tolist():
+            value = values[index]
+            texts[index] = "NaN" if value != value else ("-Infinity" if value < 0 else "Infinity")
+    return [t + ".0" if ("." not in t and "e" not in t and t[-1].isdigit()) else t for t in texts]
 
 
 def _leaf_texts(array: np.ndarray, as_bytes: bool) -> list[str]:
@@ -583,7 +587,7 @@ def _leaf_texts(array: np.ndarray, as_bytes: bool) -> list[str]:
         out = []
         for v in flat.tolist():
             if isinstance(v, str):
-                v = v.encode("utf-8")
+                v = v.encode("utf-8", "surrogatepass")
             if as_bytes:
                 out.append('{"b64": "' + base64.b64encode(v).decode("ascii") + '"}')
             else:
@@ -726,7 +730,7 @@ def _add_feature_value(value: Any, name: str, feature: feature_pb2.Feature) -> N
         feature.bytes_list.value.append(_decode_b64(value))
     elif isinstance(value, str):
         need("bytes_list")
-        feature.bytes_list.value.append(value.encode("utf-8"))
+        feature.bytes_list.value.append(value.encode("utf-8", "surrogatepass"))
     elif isinstance(value, float):
         need("float_list")
         _check_lossless(value, types_pb2.DT_FLOAT)
@@ -852,7 +856,7 @@ def ndarray_to_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
     if kind in "OSU":
         proto.dtype = types_pb2.DT_STRING
         proto.string_val.extend(
-            v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in array.reshape(-1).tolist()
+            v.encode("utf-8", "surrogatepass") if isinstance(v, str) else bytes(v) for v in array.reshape(-1).tolist()
         )
         return proto
     dtype = _FROM_NUMPY.get(array.dtype)

@@ -2,8 +2,10 @@
 
 `RestApi.handle(method, path, body)` is the whole API as a plain function returning
 (HTTP status, JSON bytes): URL parsing with TF Serving's regexes, body parsing, the core call
-and the error mapping. The aiohttp part only reads the body (size limit, gzip), applies the
-timeout, runs `handle` in a worker thread and writes the answer.
+and the error mapping. `RestApi.handle_async` is the same for the event loop: a small predict
+is parsed and answered on the loop thread and only its signature call leaves it (to a worker
+thread, or as the batcher's future); everything else runs `handle` in a worker thread. The
+aiohttp part only reads the body (size limit, gzip) and applies the deadline.
 """
 
 from __future__ import annotations
@@ -125,10 +127,9 @@ class RestApi:
                 self._observe(model, api, code, time.perf_counter() - started)
 
     async def handle_async(self, method: str, path: str, body: bytes, run_blocking: "RunBlocking") -> RestResponse:
-        """`handle` for an event loop: a small predict is parsed and answered on the loop thread
-        and only its signature call goes to a worker thread; everything else runs wholly in a
-        worker. Keeping the Python work on one thread avoids GIL convoys between the loop and
-        many workers, which otherwise cap throughput under concurrency."""
+        """`handle` for an event loop (see the module docstring). JSON work is GIL-bound
+        wherever it runs, so it stays on one thread; the worker pool only holds signature
+        calls, which release the GIL."""
         match = _POST_RE.fullmatch(path) if method == "POST" else None
         if match is None or match.group(4).lower() != "predict" or len(body) > INLINE_BODY_BYTES:
             try:

@@ -303,10 +303,10 @@ def run(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    rest_text = f"{args.host}:{rest_port}" if rest_port else "disabled"
-    print(f"SERVING grpc={args.host}:{grpc_port} rest={rest_text}", flush=True)
     if args.ready_file:
         _write_ready_file(args.ready_file, {"grpc_port": grpc_port, "rest_port": rest_port, "pid": os.getpid()})
+    rest_text = f"{args.host}:{rest_port}" if rest_port else "disabled"
+    print(f"SERVING grpc={args.host}:{grpc_port} rest={rest_text}", flush=True)
 
     loop.run_until_complete(stop.wait())
     logger.info("shutting down")

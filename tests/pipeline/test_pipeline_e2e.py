@@ -87,7 +87,7 @@ def test_digits_twice_with_beam_pushes_two_versions_and_caches(tmp_path: Path) -
 def test_csv_with_the_local_runner(tmp_path: Path, iris_csv: Path) -> None:
     result = _run(
         tmp_path, "--data", f"csv:{iris_csv}", "--runner", "local", "--model-name", "iris",
-        "--epochs", "40", "--learning-rate", "0.05", "--patience", "40", "--accuracy-threshold", "0.8",
+        "--epochs", "20", "--learning-rate", "0.05", "--patience", "20", "--accuracy-threshold", "0.8",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert set(_progress(result.stdout)) >= set(COMPONENTS), result.stdout

@@ -280,6 +280,16 @@ def test_npz_and_folder_sets(tmp_path):
         load_folder_set(tmp_path / "folder" / "cat", 4, 4, 1)
 
 
+def test_bytes_encoding_needs_a_bytes_signature(monkeypatch, tmp_path):
+    only_pixels = client_module.ModelMetadata("m", 1, {"serving_default": SignatureSpec(
+        "serving_default", "tensorflow/serving/predict",
+        {"image": TensorSpec("image", "DT_FLOAT", (-1, 4, 4, 1))}, {})})
+    client = ServingClient("127.0.0.1:1", "rest", "m")
+    monkeypatch.setattr(client, "metadata", lambda **_: only_pixels)
+    with pytest.raises(ClientError, match=r"has no signature with an 'image_bytes' string input"):
+        client.predict_images([tmp_path / "x.png"], encoding="bytes")
+
+
 def test_unreadable_image_is_named(tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")

@@ -11,12 +11,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import grpc
 import pytest
 from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
-from tensorflow_serving.config import model_server_config_pb2
 
 from serving import layout
 
@@ -200,3 +198,81 @@ def test_rest_port_zero_disables_rest(tmp_path, half_plus_two_dir):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_grpc_tls_from_ssl_config_file(serve, tmp_path, half_plus_two_dir):
+    from google.protobuf import text_format
+    from tensorflow_serving.apis import get_model_status_pb2
+
+    from serving import config_protos
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    ssl_config = tmp_path / "ssl.config"
+    ssl_config.write_text(
+        text_format.MessageToString(config_protos.SSLConfig(server_key=key.read_text(), server_cert=cert.read_text()))
+    )
+    with serve(half_plus_two_dir, args=[f"--ssl_config_file={ssl_config}"]) as server:
+        credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+        with grpc.secure_channel(f"localhost:{server.grpc_port}", credentials) as channel:
+            request = get_model_status_pb2.GetModelStatusRequest()
+            request.model_spec.name = "half_plus_two"
+            response = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, 10)
+            assert response.model_version_status[0].version == 1
+        with grpc.insecure_channel(server.grpc_target) as channel:
+            with pytest.raises(grpc.RpcError):
+                model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, 5)
+
+
+def test_model_config_file_is_polled_when_asked(serve, tmp_path, half_plus_two_model):
+    shutil.copytree(half_plus_two_model, tmp_path / "a" / "1")
+    shutil.copytree(half_plus_two_model, tmp_path / "b" / "1")
+    config = tmp_path / "models.config"
+    entry = 'config {{ name: "{0}" base_path: "{1}" model_platform: "tensorflow" }}'
+    config.write_text(f"model_config_list {{ {entry.format('a', tmp_path / 'a')} }}")
+    with serve(config_file=config, args=["--model_config_file_poll_wait_seconds=1"]) as server:
+        url = f"{server.rest_url}/v1/models/b:predict"
+        assert get_json(url, {"instances": [1]})[0] == 404
+        config.write_text(
+            f"model_config_list {{ {entry.format('a', tmp_path / 'a')} {entry.format('b', tmp_path / 'b')} }}"
+        )
+        deadline = time.monotonic() + 15
+        while get_json(url, {"instances": [1]})[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert get_json(url, {"instances": [1]}) == (200, {"predictions": [2.5]})
+
+
+def test_cors_support_flag(serve, half_plus_two_dir):
+    with serve(half_plus_two_dir, args=["--rest_api_enable_cors_support"]) as server:
+        request = urllib.request.Request(
+            f"{server.rest_url}/v1/models/half_plus_two:predict",
+            method="OPTIONS",
+            headers={"Origin": "http://example.com"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+            assert response.headers["Access-Control-Allow-Origin"] == "*"
+            assert response.headers["Access-Control-Allow-Methods"] == "POST, GET"
+        with urllib.request.urlopen(f"{server.rest_url}/v1/models/half_plus_two", timeout=10) as response:
+            assert response.headers["Access-Control-Allow-Origin"] == "*"
+        missing_origin = urllib.request.Request(f"{server.rest_url}/v1/models/half_plus_two", method="OPTIONS")
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(missing_origin, timeout=10)
+        assert info.value.code == 400
+
+
+def test_reload_config_with_a_bad_config_is_a_grpc_error(half_plus_two_server):
+    reload = model_management_pb2.ReloadConfigRequest()
+    reload.config.model_config_list.config.add(name="../escape", base_path="/tmp")
+    with grpc.insecure_channel(half_plus_two_server.grpc_target) as channel:
+        with pytest.raises(grpc.RpcError) as info:
+            model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(reload, 30)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "Illegal model name '../escape'" in info.value.details()
+    # the old config is untouched
+    assert get_json(f"{half_plus_two_server.rest_url}/v1/models/half_plus_two:predict", {"instances": [1]})[0] == 200
