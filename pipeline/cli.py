@@ -103,6 +103,8 @@ def _quiet_environment(verbose: bool) -> None:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     if not verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        # Inherited by Beam's multi-processing workers, which do not share our filters.
+        os.environ.setdefault("PYTHONWARNINGS", "ignore")
         warnings.filterwarnings("ignore")
 
 
@@ -121,23 +123,27 @@ def _error_message(exc: BaseException) -> str:
 
 
 def _class_names(summary) -> Optional[list[str]]:
-    from pipeline.summary import _custom
+    from pipeline.summary import custom_property
 
     example_gen = summary.executions.get(configs.EXAMPLE_GEN_ID)
     for examples in (example_gen.outputs.get("examples", []) if example_gen else []):
-        names = _custom(examples, "class_names")
+        names = custom_property(examples, "class_names")
         if names:
             return json.loads(names)
     return None
 
 
 def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout, infra_validator=None) -> int:
-    """Runs the pipeline for parsed `run` arguments; returns the exit status."""
+    """Runs the pipeline for parsed `run` arguments; returns the exit status.
+
+    `infra_validator` fills create_pipeline's InfraValidator slot (a `(model, examples) ->
+    component` factory), for a caller that wires one in.
+    """
     _quiet_environment(args.verbose)
     started = time.monotonic()
     try:
         config = config_from_args(args)
-        from components.example_gen.logic import DataSourceError, check_source
+        from components.example_gen.logic import check_source
 
         check_source(config.data.kind, config.data.path, label_key=config.label_key)
     except (configs.ConfigError, ValueError) as exc:
@@ -145,17 +151,15 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout, infra_val
         return EXIT_BAD_INPUT
     config = config.replace(data_fingerprint=source_fingerprint(config.data))
 
-    from pipeline import progress
+    from pipeline import progress, runners, summary as run_summary
 
-    total = 8 + (1 if infra_validator else 0)
-    tracker = progress.ProgressTracker(emit=lambda line: print(line, file=out, flush=True), total=total)
+    tracker = progress.ProgressTracker(emit=lambda line: print(line, file=out, flush=True))
     progress.install(tracker, verbose=args.verbose)
     print(f"pipeline {config.pipeline_name}: data {config.data}, root {config.pipeline_root}", file=out, flush=True)
-
-    from pipeline import runners, summary as run_summary
-
     try:
-        runners.run(config, runner=args.runner, beam_pipeline_args=args.beam_arg, infra_validator=infra_validator)
+        pipeline = runners.build(config, beam_pipeline_args=args.beam_arg, infra_validator=infra_validator)
+        tracker.total = len(pipeline.components)
+        runners.run_pipeline(pipeline, runner=args.runner)
     except Exception as exc:  # any component failure ends the run with one clear message
         failed = ", ".join(tracker.running()) or "the pipeline"
         logger.debug("run failed", exc_info=True)

@@ -79,7 +79,8 @@ def latest_executions(config: configs.PipelineConfig) -> dict[str, NodeExecution
     return result
 
 
-def _custom(artifact, name: str):
+def custom_property(artifact, name: str):
+    """An MLMD artifact's custom property value, or None."""
     if name not in artifact.custom_properties:
         return None
     value = artifact.custom_properties[name]
@@ -141,7 +142,7 @@ def summarize(config: configs.PipelineConfig) -> RunSummary:
     evaluator = summary.executions.get(configs.EVALUATOR_ID)
     if evaluator:
         for blessing in evaluator.outputs.get("blessing", []):
-            blessed = _custom(blessing, "blessed")
+            blessed = custom_property(blessing, "blessed")
             summary.blessed = None if blessed is None else bool(blessed)
         for evaluation in evaluator.outputs.get("evaluation", []):
             try:
@@ -151,15 +152,15 @@ def summarize(config: configs.PipelineConfig) -> RunSummary:
     infra = summary.executions.get(configs.INFRA_VALIDATOR_ID)
     if infra:
         for blessing in infra.outputs.get("blessing", []):
-            blessed = _custom(blessing, "blessed")
+            blessed = custom_property(blessing, "blessed")
             summary.infra_blessed = None if blessed is None else bool(blessed)
     pusher = summary.executions.get(configs.PUSHER_ID)
     if pusher:
         for pushed in pusher.outputs.get("pushed_model", []):
-            flag = _custom(pushed, "pushed")
+            flag = custom_property(pushed, "pushed")
             summary.pushed = None if flag is None else bool(flag)
-            summary.pushed_version = _custom(pushed, "pushed_version")
-            summary.pushed_destination = _custom(pushed, "pushed_destination")
+            summary.pushed_version = custom_property(pushed, "pushed_version")
+            summary.pushed_destination = custom_property(pushed, "pushed_destination")
     return summary
 
 

@@ -23,6 +23,7 @@ from serving.protocol import Code
 __all__ = ["ServingMetrics", "DEFAULT_PATH"]
 
 DEFAULT_PATH = "/monitoring/prometheus/metrics"
+MAX_SERIES = 1000
 # TF Serving's request_latency buckets: exponential, 10 us * 1.8^i (monitoring Buckets::Exponential).
 _LATENCY_BUCKETS_US = tuple(10.0 * 1.8**i for i in range(33))
 
@@ -54,6 +55,9 @@ class ServingMetrics(Collector):
     def observe(self, model_name: str, api: str, code: Code, seconds: float, entrypoint: str) -> None:
         status = "OK" if code == Code.OK else Code(code).name
         with self._lock:
+            if (model_name, api, entrypoint) not in self._latency and len(self._latency) >= MAX_SERIES:
+                # Model names come from request URLs: cap the label sets a client can create.
+                model_name = "__other__"
             self._requests[(model_name, status)] += 1
             key = (model_name, api, entrypoint)
             histogram = self._latency.get(key)

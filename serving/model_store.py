@@ -157,6 +157,11 @@ class ModelStore:
 
     # ---- lifecycle -------------------------------------------------------------------------
 
+    def set_warmup(self, warmup: Warmup | None) -> None:
+        """Runs `warmup(servable)` on each new version before it takes traffic; an exception
+        fails the load. Set before `start`."""
+        self._warmup = warmup
+
     def add_listener(self, listener: Callable[[str, int, str], None]) -> None:
         """`listener(model, version, event)` is called on 'loaded', 'failed' and 'unloaded'."""
         self._listeners.append(listener)
@@ -253,7 +258,14 @@ class ModelStore:
         aspired = _aspired(config.model_version_policy, sorted(on_disk))
         with self._lock:
             model.failed &= set(on_disk)  # a failed version that vanished may be retried later
-            to_load = sorted(v for v in aspired if v not in model.servables and v not in model.failed)
+            # A loaded version whose directory is now another one (the base path changed in a
+            # config reload) is loaded again from the new place; the old copy serves meanwhile.
+            to_load = sorted(
+                v
+                for v in aspired
+                if v not in model.failed
+                and (v not in model.servables or model.servables[v].path != str(on_disk[v]))
+            )
         for version in sorted(to_load, reverse=True):
             self._load(name, model, version, str(on_disk[version]))
         with self._lock:

@@ -38,6 +38,11 @@ __all__ = [
     "tensor_proto_to_ndarray",
     "ndarray_to_tensor_proto",
     "numpy_dtype",
+    "dtype_name",
+    "invalid",
+    "InputSpec",
+    "json_to_array",
+    "signature_name_from_json",
 ]
 
 

@@ -130,6 +130,10 @@ class RestApi:
         """`handle` for an event loop (see the module docstring). JSON work is GIL-bound
         wherever it runs, so it stays on one thread; the worker pool only holds signature
         calls, which release the GIL."""
+        if method == "GET":
+            # Status and metadata never touch a model: answered here, so readiness probes are
+            # not queued behind slow predictions.
+            return self.handle(method, path, body)
         match = _POST_RE.fullmatch(path) if method == "POST" else None
         if match is None or match.group(4).lower() != "predict" or len(body) > INLINE_BODY_BYTES:
             try:

@@ -10,16 +10,25 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 from serving.protocol import Code, InputSpec, ServingError, dtype_name, invalid, numpy_dtype
 
 logger = logging.getLogger(__name__)
+
+_TF_NAMES = {np.dtype(t).str: n for t, n in (
+    (np.float32, "float"), (np.float64, "double"), (np.float16, "half"), (np.int8, "int8"),
+    (np.int16, "int16"), (np.int32, "int32"), (np.int64, "int64"), (np.uint8, "uint8"),
+    (np.uint16, "uint16"), (np.uint32, "uint32"), (np.uint64, "uint64"), (np.bool_, "bool"),
+    (np.object_, "string"),
+)}
 
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
@@ -98,11 +107,15 @@ class Servable:
         for key, array in inputs.items():
             want = signature.input_dtypes[key]
             if array.dtype != want:
-                if want.kind == "O" or array.dtype.kind in "OSU":
+                # Numeric casts within a kind (float64 -> float32, int64 -> int32) and up from
+                # bool/int are accepted; anything that would truncate or reinterpret is TF's error.
+                if want.kind == "O" or array.dtype.kind in "OSU" or not np.can_cast(
+                    array.dtype, want, casting="same_kind"
+                ):
                     raise invalid(
                         f"Expects arg[{list(signature.input_specs).index(key)}] to be "
-                        f"{dtype_name(signature.input_specs[key].dtype)} but {array.dtype} is "
-                        "provided"
+                        f"{dtype_name(signature.input_specs[key].dtype)} but "
+                        f"{_TF_NAMES.get(array.dtype.str, str(array.dtype))} is provided"
                     )
                 array = array.astype(want)
             feeds[key] = array
@@ -217,7 +230,18 @@ def read_signature_defs(
     """SignatureDefs of the MetaGraph tagged `tags`, read from saved_model.pb."""
     path = Path(export_dir) / "saved_model.pb"
     saved_model = saved_model_pb2.SavedModel()
-    saved_model.ParseFromString(path.read_bytes())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            saved_model.ParseFromString(path.read_bytes())
+        except DecodeError as error:
+            caught.append(error)
+    if caught or not saved_model.meta_graphs:
+        raise ServingError(
+            Code.DATA_LOSS,
+            f"{path} is not a valid SavedModel protobuf"
+            + (f" ({caught[0].message if hasattr(caught[0], 'message') else caught[0]})" if caught else ""),
+        )
     for meta_graph in saved_model.meta_graphs:
         if set(meta_graph.meta_info_def.tags) == set(tags):
             return dict(meta_graph.signature_def)

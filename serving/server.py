@@ -155,21 +155,66 @@ def _write_ready_file(path: str, payload: dict) -> None:
     os.replace(tmp, target)
 
 
+def _model_server_config(args: argparse.Namespace):
+    """The ModelServerConfig the flags ask for (config file, or name + base path)."""
+    from serving import config_protos
+    from serving.model_store import resolve_base_path, single_model_config
+
+    if args.model_config_file:
+        config = config_protos.read_model_server_config(args.model_config_file)
+        for model in config.model_config_list.config:
+            model.base_path = resolve_base_path(model.base_path)
+            if not args.allow_version_labels and model.version_labels:
+                raise ValueError(f"model {model.name} has version_labels but --allow_version_labels=false")
+        return config
+    if args.model_base_path:
+        return single_model_config(args.model_name, resolve_base_path(args.model_base_path))
+    raise ValueError(
+        "Both --model_base_path and --model_config_file are empty: give one "
+        "(e.g. --model_name=NAME --model_base_path=/models/NAME)"
+    )
+
+
+def _batcher(args: argparse.Namespace):
+    from serving import config_protos
+    from serving.batching import BatchingOptions, DynamicBatcher
+
+    if not args.enable_batching:
+        return None
+    params = config_protos.BatchingParameters()
+    if args.batching_parameters_file:
+        params = config_protos.read_text_proto(args.batching_parameters_file, config_protos.BatchingParameters)
+    batcher = DynamicBatcher(BatchingOptions.from_proto(params))
+    logger.info("dynamic batching on: %s", batcher.options)
+    return batcher
+
+
+def _metrics(args: argparse.Namespace):
+    """(ServingMetrics, path) when the monitoring config enables Prometheus, else (None, None)."""
+    from serving import config_protos
+    from serving.metrics import DEFAULT_PATH, ServingMetrics
+
+    if not args.monitoring_config_file:
+        return None, None
+    monitoring = config_protos.read_text_proto(args.monitoring_config_file, config_protos.MonitoringConfig)
+    if not monitoring.prometheus_config.enable:
+        return None, None
+    return ServingMetrics(), monitoring.prometheus_config.path or DEFAULT_PATH
+
+
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
     from aiohttp import web
 
     from serving import config_protos
-    from serving.batching import BatchingOptions, DynamicBatcher
     from serving.core import ServingCore
     from serving.grpc_server import GrpcOptions, start_grpc_server
-    from serving.metrics import DEFAULT_PATH, ServingMetrics
-    from serving.model_store import ModelStore, resolve_base_path, single_model_config
+    from serving.model_store import ModelStore
     from serving.protocol import ServingError
     from serving.rest import RestApi, RestOptions, make_app
-
-    import tensorflow as tf
+    from serving.servable import load_servable
 
     if args.tensorflow_intra_op_parallelism > 0:
         tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
@@ -178,59 +223,32 @@ def run(args: argparse.Namespace) -> int:
     for name in NO_OP_FLAGS:
         if getattr(args, name) is not None:
             logger.info("flag --%s=%s is accepted for compatibility and has no effect here", name, getattr(args, name))
-
-    if args.model_config_file:
-        config = config_protos.read_model_server_config(args.model_config_file)
-        for model in config.model_config_list.config:
-            model.base_path = resolve_base_path(model.base_path)
-            if not args.allow_version_labels and model.version_labels:
-                raise SystemExit(f"model {model.name} has version_labels but --allow_version_labels=false")
-    elif args.model_base_path:
-        config = single_model_config(args.model_name, resolve_base_path(args.model_base_path))
-    else:
-        raise SystemExit(
-            "Both --model_base_path and --model_config_file are empty: give one "
-            "(e.g. --model_name=NAME --model_base_path=/models/NAME)"
-        )
     if not args.pick_unused_ports and args.rest_api_port and args.rest_api_port == args.port:
-        raise SystemExit(f"--port and --rest_api_port must differ, both are {args.port}")
-
-    metrics = None
-    metrics_path = None
-    if args.monitoring_config_file:
-        monitoring = config_protos.read_text_proto(args.monitoring_config_file, config_protos.MonitoringConfig)
-        if monitoring.prometheus_config.enable:
-            metrics = ServingMetrics()
-            metrics_path = monitoring.prometheus_config.path or DEFAULT_PATH
-
-    runner = None
-    batcher = None
-    if args.enable_batching:
-        params = config_protos.BatchingParameters()
-        if args.batching_parameters_file:
-            params = config_protos.read_text_proto(args.batching_parameters_file, config_protos.BatchingParameters)
-        batcher = DynamicBatcher(BatchingOptions.from_proto(params))
-        runner = batcher
-        logger.info("dynamic batching on: %s", batcher.options)
+        print(f"error: --port and --rest_api_port must differ, both are {args.port}", file=sys.stderr)
+        return 2
+    try:
+        config = _model_server_config(args)
+        batcher = _batcher(args)
+        metrics, metrics_path = _metrics(args)
+        ssl = config_protos.read_text_proto(args.ssl_config_file, config_protos.SSLConfig) if args.ssl_config_file else None
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
     tags = tuple(t.strip() for t in args.saved_model_tags.split(",") if t.strip())
-    from serving.servable import load_servable
-
-    core_holder: list[ServingCore] = []
-
-    def warmup(servable):
-        if args.enable_model_warmup:
-            core_holder[0].warmup(servable, args.num_request_iterations_for_warmup)
-
-    store = ModelStore(
-        config,
-        poll_wait_seconds=args.file_system_poll_wait_seconds,
-        loader=lambda name, version, path: load_servable(name, version, path, tags),
-        warmup=warmup,
-        allow_labels_for_unavailable=args.allow_version_labels_for_unavailable_models,
-    )
-    core = ServingCore(store, runner)
-    core_holder.append(core)
+    try:
+        store = ModelStore(
+            config,
+            poll_wait_seconds=args.file_system_poll_wait_seconds,
+            loader=lambda name, version, path: load_servable(name, version, path, tags),
+            allow_labels_for_unavailable=args.allow_version_labels_for_unavailable_models,
+        )
+    except ServingError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    core = ServingCore(store, batcher)
+    if args.enable_model_warmup:
+        store.set_warmup(lambda servable: core.warmup(servable, args.num_request_iterations_for_warmup))
     if metrics is not None:
         store.add_listener(metrics.model_event)
     store.add_listener(_refreeze_gc)
@@ -245,9 +263,6 @@ def run(args: argparse.Namespace) -> int:
     grpc_observe = (lambda m, a, c, s: metrics.observe(m, a, c, s, "GRPC")) if metrics else None
     rest_observe = (lambda m, a, c, s: metrics.observe(m, a, c, s, "REST")) if metrics else None
 
-    ssl = None
-    if args.ssl_config_file:
-        ssl = config_protos.read_text_proto(args.ssl_config_file, config_protos.SSLConfig)
     grpc_options = GrpcOptions(
         host=args.host,
         port=0 if args.pick_unused_ports else args.port,
@@ -262,7 +277,12 @@ def run(args: argparse.Namespace) -> int:
     executor = ThreadPoolExecutor(max_workers=args.rest_api_workers, thread_name_prefix="worker")
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    grpc_server, grpc_port = start_grpc_server(core, grpc_options, grpc_observe)
+    try:
+        grpc_server, grpc_port = start_grpc_server(core, grpc_options, grpc_observe)
+    except (OSError, RuntimeError) as error:
+        print(f"error: cannot serve gRPC on {args.host}:{grpc_options.port}: {error}", file=sys.stderr)
+        store.stop()
+        return 1
     logger.info("Running gRPC ModelServer at %s:%d ...", args.host, grpc_port)
 
     config_watch_stop = threading.Event()
@@ -296,7 +316,13 @@ def run(args: argparse.Namespace) -> int:
         site = web.TCPSite(
             runner_web, args.host, 0 if args.pick_unused_ports else args.rest_api_port, reuse_address=True
         )
-        loop.run_until_complete(site.start())
+        try:
+            loop.run_until_complete(site.start())
+        except OSError as error:
+            print(f"error: cannot serve REST on {args.host}:{args.rest_api_port}: {error}", file=sys.stderr)
+            grpc_server.stop(None)
+            store.stop()
+            return 1
         rest_port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - aiohttp has no public getter
         logger.info("Exporting HTTP/REST API at:%s:%d ...", args.host, rest_port)
 

@@ -19,9 +19,6 @@ from components.trainer import features
 
 logger = logging.getLogger(__name__)
 
-_KINDS = ("digits", "cifar10", "mnist", "fashion_mnist", "images")
-
-
 def to_tf_example(pixels, label: int) -> bytes:
     """Serialized tf.Example with `image` (int64 pixels, row-major HWC) and `label`."""
     example = tf.train.Example(
@@ -78,8 +75,8 @@ class Executor(base_executor.BaseExecutor):
         height = int(exec_properties.get(spec.IMAGE_HEIGHT_KEY) or 0)
         width = int(exec_properties.get(spec.IMAGE_WIDTH_KEY) or 0)
         eval_percent = int(exec_properties.get(spec.EVAL_PERCENT_KEY) or 0)
-        if kind not in _KINDS:
-            raise ValueError(f"{spec.SOURCE_KIND_KEY}={kind!r}: expected one of {', '.join(_KINDS)}")
+        if kind not in logic.KINDS:
+            raise ValueError(f"{spec.SOURCE_KIND_KEY}={kind!r}: expected one of {', '.join(logic.KINDS)}")
         if kind != "digits" and not path:
             raise ValueError(f"{spec.SOURCE_PATH_KEY} is empty: the {kind} source needs a file or directory")
         if height < 1 or width < 1:

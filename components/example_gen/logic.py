@@ -21,6 +21,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+KINDS = ("digits", "cifar10", "mnist", "fashion_mnist", "images")
 TRAIN = "train"
 EVAL = "eval"
 SPLITS = (TRAIN, EVAL)

@@ -8,7 +8,7 @@ from typing import Any
 from tfx import types
 from tfx.components.pusher import executor as stock_executor
 from tfx.types import artifact_utils
-from tfx.utils import io_utils, json_utils
+from tfx.utils import io_utils, json_utils, path_utils
 
 from components.pusher import spec
 from serving import layout
@@ -30,6 +30,17 @@ def read_destination(exec_properties: dict[str, Any]) -> tuple[str, str]:
     return serving_dir, model_name
 
 
+def warmed_up_model_path(input_dict: dict[str, list[types.Artifact]]) -> str | None:
+    """The InfraValidator's copy of the model with warmup requests, when it made one."""
+    blessings = input_dict.get(spec.INFRA_BLESSING_KEY)
+    if not blessings:
+        return None
+    blessing = artifact_utils.get_single_instance(blessings)
+    if blessing.has_custom_property(spec.HAS_MODEL_PROPERTY) and blessing.get_int_custom_property(spec.HAS_MODEL_PROPERTY):
+        return path_utils.stamped_model_path(blessing.uri)
+    return None
+
+
 class Executor(stock_executor.Executor):
     """Pushes only a blessed model (and infra-blessed when InfraValidator runs) as the next version."""
 
@@ -47,7 +58,9 @@ class Executor(stock_executor.Executor):
             self._MarkNotPushed(model_push)
             logger.info("model not blessed: nothing pushed to %s/%s", serving_dir, model_name)
             return
-        model_path = self.GetModelPath(input_dict)
+        # The stock Pusher pushes the warmed-up copy only without a `model` input; prefer it always,
+        # so TF Serving replays the InfraValidator's requests before a version takes traffic.
+        model_path = warmed_up_model_path(input_dict) or self.GetModelPath(input_dict)
         published = layout.publish(model_path, serving_dir, model_name)
         # Archive copy inside the pipeline root, as the stock Pusher keeps one.
         io_utils.copy_dir(model_path, model_push.uri)

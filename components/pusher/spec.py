@@ -15,3 +15,6 @@ MODEL_NAME_CONFIG = "model_name"
 PUSHED_PROPERTY = "pushed"
 PUSHED_VERSION_PROPERTY = "pushed_version"
 PUSHED_DESTINATION_PROPERTY = "pushed_destination"
+
+# InfraBlessing property set by InfraValidator when it wrote a warmed-up model copy.
+HAS_MODEL_PROPERTY = "has_model"

@@ -197,3 +197,23 @@ def test_tfx_tensorflow_serving_client_works_unchanged(half_plus_two_server):
     missing = TensorFlowServingClient(half_plus_two_server.grpc_target, "not_served")
     with pytest.raises(error_types.DeadlineExceeded):
         missing.WaitUntilModelLoaded(time.time() + 1.5, polling_interval_sec=1)
+
+
+def test_lossless_dtype_casts_are_accepted_truncating_ones_refused(prediction):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "half_plus_two"
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([1.0, 3.0], np.float64)))
+    assert list(prediction.Predict(request, TIMEOUT).outputs["y"].float_val) == [2.5, 3.5]
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([2], np.int64)))
+    assert list(prediction.Predict(request, TIMEOUT).outputs["y"].float_val) == [3.0]
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "half_plus_two"
+    request.model_spec.signature_name = "two_inputs"
+    request.inputs["a"].CopyFrom(tf.make_tensor_proto(np.array([[1, 2]], np.float32)))
+    request.inputs["b"].CopyFrom(tf.make_tensor_proto(np.array([True])))
+    assert list(prediction.Predict(request, TIMEOUT).outputs["sum"].float_val) == [4.0]
+    request.inputs["b"].CopyFrom(tf.make_tensor_proto(np.array([1 + 2j], np.complex64)))
+    with pytest.raises(grpc.RpcError) as info:
+        prediction.Predict(request, TIMEOUT)
+    assert info.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED)

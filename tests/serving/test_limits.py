@@ -128,8 +128,37 @@ def test_large_grpc_messages_are_allowed_by_default(half_plus_two_server):
 
 
 def test_rest_deadline_gives_504(serve, slow_model_dir):
-    with serve(slow_model_dir, model_name="slow_model", args=["--rest_api_timeout_in_ms=300"]) as server:
+    import time
+
+    args = ["--rest_api_timeout_in_ms=300", "--rest_api_workers=1"]
+    with serve(slow_model_dir, model_name="slow_model", args=args) as server:
         status, raw = raw_post(server, "/v1/models/slow_model:predict", b'{"instances": [30000]}')
         assert (status, json.loads(raw)) == (504, {"error": "Deadline Exceeded"})
-        status, raw = raw_post(server, "/v1/models/slow_model:predict", b'{"instances": [0]}')
+        # The only worker is still busy with that call; status does not wait for it.
+        started = time.monotonic()
+        connection = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=10)
+        connection.request("GET", "/v1/models/slow_model")
+        assert connection.getresponse().status == 200
+        connection.close()
+        assert time.monotonic() - started < 1.0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status, raw = raw_post(server, "/v1/models/slow_model:predict", b'{"instances": [0]}')
+            if status == 200:
+                break
+            assert status == 504
+            time.sleep(0.5)
         assert (status, json.loads(raw)) == (200, {"predictions": [0]})
+
+
+def test_gzip_bomb_is_cut_at_the_body_limit(serve, half_plus_two_dir):
+    import gzip
+
+    with serve(half_plus_two_dir, args=["--rest_api_max_body_bytes=100000"]) as server:
+        bomb = gzip.compress(b'{"instances": [' + b"0," * 5_000_000 + b"0]}")
+        assert len(bomb) < 100000
+        status, raw = raw_post(
+            server, "/v1/models/half_plus_two:predict", bomb, {"Content-Encoding": "gzip"}
+        )
+        assert status == 413, raw[:200]
+        assert server.alive()

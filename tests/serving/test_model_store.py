@@ -197,3 +197,27 @@ def test_warmup_failure_fails_the_load(tmp_path: Path, half_plus_two_model: Path
     store = _store(single_model_config("a", str(tmp_path / "a")), warmup=warmup)
     (version, status), = store.version_status("a")
     assert (version, status.state, status.error_message) == (1, State.END, "warmup request 0 failed")
+
+
+def test_truncating_casts_are_refused(slow_model: Path):
+    from serving.servable import load_servable
+
+    servable = load_servable("slow", 1, slow_model)
+    signature = servable.signature("")
+    assert servable.run(signature, {"n": np.array([3], np.int64)})["y"].tolist() == [3]
+    with pytest.raises(ServingError) as info:
+        servable.run(signature, {"n": np.array([1.7], np.float32)})
+    assert info.value.code == Code.INVALID_ARGUMENT
+    assert info.value.message == "Expects arg[0] to be int32 but float is provided"
+
+
+def test_reload_with_a_new_base_path_loads_from_there(
+    tmp_path: Path, half_plus_two_model: Path, half_plus_three_model: Path
+):
+    shutil.copytree(half_plus_two_model, tmp_path / "old" / "1")
+    shutil.copytree(half_plus_three_model, tmp_path / "new" / "1")
+    store = _store(single_model_config("m", str(tmp_path / "old")))
+    assert _predict(store, "m", 1.0) == 2.5
+    store.reload_config(single_model_config("m", str(tmp_path / "new")))
+    assert _predict(store, "m", 1.0) == 3.5
+    assert store.get_servable("m").path == str(tmp_path / "new" / "1")

@@ -90,3 +90,27 @@ def test_missing_model_blessing_or_destination_is_an_error(tmp_path: Path, train
     with pytest.raises(layout.LayoutError, match="model name '../x' is not allowed"):
         _do(tmp_path, trained_model, config={"serving_dir": str(tmp_path / "serving"), "model_name": "../x"})
     assert not (tmp_path / "serving").exists()
+
+
+def test_warmed_up_model_from_the_infra_blessing_is_pushed(tmp_path: Path, trained_model) -> None:
+    import shutil
+
+    infra = _blessing(standard_artifacts.InfraBlessing, 1, tmp_path, "infra")
+    infra.set_int_custom_property(spec.HAS_MODEL_PROPERTY, 1)
+    stamped = Path(infra.uri) / "stamped_model"
+    shutil.copytree(Path(trained_model.uri) / "Format-Serving", stamped)
+    (stamped / "assets.extra").mkdir()
+    (stamped / "assets.extra" / "tf_serving_warmup_requests").write_bytes(b"records")
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / "pushed")
+    executor.Executor().Do(
+        {
+            spec.MODEL_KEY: [trained_model],
+            spec.MODEL_BLESSING_KEY: [_blessing(standard_artifacts.ModelBlessing, 1, tmp_path, "mb")],
+            spec.INFRA_BLESSING_KEY: [infra],
+        },
+        {spec.PUSHED_MODEL_KEY: [pushed]},
+        {spec.CUSTOM_CONFIG_KEY: json.dumps({"serving_dir": str(tmp_path / "serving"), "model_name": "m"})},
+    )
+    version_dir = tmp_path / "serving" / "m" / "1"
+    assert (version_dir / "assets.extra" / "tf_serving_warmup_requests").read_bytes() == b"records"
