@@ -151,10 +151,13 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout, infra_val
         return EXIT_BAD_INPUT
     config = config.replace(data_fingerprint=source_fingerprint(config.data))
 
-    from pipeline import progress, runners, summary as run_summary
+    from pipeline import progress
 
     tracker = progress.ProgressTracker(emit=lambda line: print(line, file=out, flush=True))
+    # Before TensorFlow is imported: its logger adds a handler of its own when root has none.
     progress.install(tracker, verbose=args.verbose)
+    from pipeline import runners, summary as run_summary
+
     print(f"pipeline {config.pipeline_name}: data {config.data}, root {config.pipeline_root}", file=out, flush=True)
     try:
         pipeline = runners.build(config, beam_pipeline_args=args.beam_arg, infra_validator=infra_validator)
