@@ -45,7 +45,8 @@ from typing import Any, Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 4, 16)
-VARIANTS = ("ours", "ours+batching", "naive")
+# "-2proc": the same server with --num_server_processes=2 (two processes sharing both ports).
+VARIANTS = ("ours", "ours+batching", "ours-2proc", "ours+batching-2proc", "naive")
 MODEL_NAME = "bench"
 # TF Serving's CPU advice: one batch thread per core and no timeout, so batches form from what
 # queues up while the threads are busy and concurrency 1 pays nothing for batching.
@@ -400,8 +401,10 @@ def server_command(variant: str, version_dir: Path, base: Path, rest_port: int, 
     command = (prefix or [sys.executable, "-m", "serving.server"]) + [
         f"--port={grpc_port}", f"--rest_api_port={rest_port}", f"--model_name={MODEL_NAME}",
         f"--model_base_path={base}"]
-    if variant == "ours+batching":
+    if variant.startswith("ours+batching"):
         command += ["--enable_batching", f"--batching_parameters_file={batching_file}"]
+    if variant.endswith("-2proc"):
+        command += ["--num_server_processes=2"]
     return command, f"http://127.0.0.1:{rest_port}/v1/models/{MODEL_NAME}"
 
 
@@ -600,7 +603,7 @@ def format_report(result: dict[str, Any]) -> str:
         if mine:
             checks.append((f"{protocol.upper()} 1-row p50 - floor", mine["p50"] - f50, target, "ms", "<="))
     naive16 = _find(runs_by.get("naive", []), "rest throughput c16")
-    for variant in ("ours", "ours+batching"):
+    for variant in ("ours", "ours+batching", "ours-2proc", "ours+batching-2proc"):
         for protocol in ("rest", "grpc"):
             mine = _find(runs_by.get(variant, []), f"{protocol} throughput c{CONCURRENCY[-1]}")
             if mine and naive16 and naive16["throughput"] > 0:

@@ -18,7 +18,7 @@ from components.data_validation.component import StrictExampleValidator
 from components.evaluator.eval_config import make_eval_config
 from components.example_gen.component import ImageExampleGen
 from components.pusher.component import LayoutPusher
-from components.trainer.model import IMAGE_TASK, TABULAR_TASK, TrainerSettings
+from components.trainer.settings import IMAGE_TASK, TABULAR_TASK, TrainerSettings
 from pipeline import configs
 
 # (model channel, examples channel) -> a component whose output `blessing` is an InfraBlessing.

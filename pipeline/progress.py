@@ -103,6 +103,11 @@ def install(tracker: ProgressTracker, *, verbose: bool, stream=None) -> Progress
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
+    # TensorFlow gives its logger a stream handler of its own when imported before this ran.
+    tf_logger = logging.getLogger("tensorflow")
+    for existing in list(tf_logger.handlers):
+        tf_logger.removeHandler(existing)
+    tf_logger.propagate = True
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     # Beam executors parse absl flags, which re-applies absl's verbosity; pin it to INFO so the

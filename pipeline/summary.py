@@ -35,6 +35,8 @@ class RunSummary:
     pushed_version: Optional[str] = None
     pushed_destination: Optional[str] = None
     infra_blessed: Optional[bool] = None
+    # The Pusher's outputs came from the cache: same model and blessing as an earlier push.
+    push_cached: bool = False
 
 
 def _store(config: configs.PipelineConfig):
@@ -156,6 +158,7 @@ def summarize(config: configs.PipelineConfig) -> RunSummary:
             summary.infra_blessed = None if blessed is None else bool(blessed)
     pusher = summary.executions.get(configs.PUSHER_ID)
     if pusher:
+        summary.push_cached = pusher.state == "cached"
         for pushed in pusher.outputs.get("pushed_model", []):
             flag = custom_property(pushed, "pushed")
             summary.pushed = None if flag is None else bool(flag)
@@ -194,7 +197,12 @@ def format_summary(summary: RunSummary, config: configs.PipelineConfig, class_na
         lines.append(f"model NOT blessed: {why}")
     if summary.infra_blessed is not None:
         lines.append("infra validation passed" if summary.infra_blessed else "infra validation FAILED: model not servable")
-    if summary.pushed:
+    if summary.pushed and summary.push_cached:
+        lines.append(
+            f"nothing new to push: this model and blessing were already pushed as version "
+            f"{summary.pushed_version} ({summary.pushed_destination}); the Pusher's result came from the cache"
+        )
+    elif summary.pushed:
         lines.append(f"pushed version {summary.pushed_version} to {summary.pushed_destination}")
     elif summary.pushed is False:
         lines.append(f"nothing pushed; {config.serving_dir}/{config.model_name} is unchanged")

@@ -101,6 +101,8 @@ class GrpcOptions:
     ssl_custom_ca: str = ""
     ssl_client_verify: bool = False
     channel_arguments: tuple[tuple[str, Any], ...] = ()
+    # SO_REUSEPORT: several server processes share the port (--num_server_processes).
+    reuse_port: bool = False
 
 
 def _read_pem(value: str) -> bytes:
@@ -115,7 +117,7 @@ def start_grpc_server(core: ServingCore, options: GrpcOptions, observe: Observer
     server_options = [
         ("grpc.max_receive_message_length", options.max_message_bytes),
         ("grpc.max_send_message_length", options.max_message_bytes),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", 1 if options.reuse_port else 0),
         *options.channel_arguments,
     ]
     server = grpc.server(

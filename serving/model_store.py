@@ -99,8 +99,43 @@ def _aspired(policy: fs_pb2.FileSystemStoragePathSourceConfig.ServableVersionPol
     return set(sorted(versions)[-count:])
 
 
+# Version directories skipped as incomplete, with the reason last logged (guarded by the lock):
+# each is logged once, not on every poll, and again only if the reason changes.
+_skipped: dict[str, str] = {}
+_skipped_lock = threading.Lock()
+
+
+def _incomplete_reason(version_dir: Path) -> str:
+    """Why `layout.is_complete_saved_model` refused a version directory, for the log."""
+    if not ((version_dir / "saved_model.pb").is_file() or (version_dir / "saved_model.pbtxt").is_file()):
+        return "it has no saved_model.pb (or saved_model.pbtxt)"
+    variables = version_dir / "variables"
+    if variables.is_dir() and not any(variables.iterdir()):
+        return (
+            "its variables/ directory is empty (no variables/variables.index): a copy still in "
+            "progress, or a model saved without variables (remove the empty variables/ directory "
+            "to serve it)"
+        )
+    return "variables/variables.index is missing (an incomplete copy?)"
+
+
+def _note_skipped(version_dir: Path, complete: bool) -> None:
+    key = str(version_dir)
+    with _skipped_lock:
+        if complete:
+            _skipped.pop(key, None)
+            return
+        reason = _incomplete_reason(version_dir)
+        if _skipped.get(key) == reason:
+            return
+        _skipped[key] = reason
+    logger.warning("not loading %s: %s", key, reason)
+
+
 def _version_dirs(base_path: str) -> dict[int, Path]:
-    """Complete SavedModel version directories under a base path, by version number."""
+    """Complete SavedModel version directories under a base path, by version number.
+
+    Incomplete ones are skipped (never loaded), and each is logged once with the reason."""
     base = Path(base_path)
     found: dict[int, Path] = {}
     if not base.is_dir():
@@ -112,7 +147,9 @@ def _version_dirs(base_path: str) -> dict[int, Path]:
         if version in found:
             logger.warning("duplicate version %d under %s; using %s", version, base, found[version])
             continue
-        if layout.is_complete_saved_model(child):
+        complete = layout.is_complete_saved_model(child)
+        _note_skipped(child, complete)
+        if complete:
             found[version] = child
     return found
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
 from concurrent.futures import Executor, Future
@@ -253,6 +254,9 @@ class RestOptions:
     timeout_seconds: float = 30.0
     enable_cors: bool = False
     metrics_path: str | None = None
+    # Adds `X-Serving-Pid: <pid>` to every response (set with --num_server_processes > 1, so a
+    # client or test can see which process answered).
+    pid_header: bool = False
 
 
 def make_app(
@@ -272,6 +276,8 @@ def make_app(
         if options.enable_cors
         else {}
     )
+    if options.pid_header:
+        cors = {**cors, "X-Serving-Pid": str(os.getpid())}
     headers = {**JSON_HEADERS, **cors}
 
     def reply(status: int, body: bytes) -> web.Response:

@@ -65,10 +65,12 @@ class Signature:
         SignatureDef exactly (checked once at load), the flat call skips that: dtypes and
         shapes have already been checked against the SignatureDef by `Servable.run`.
         """
-        if self.flat_names is None:
-            return self.function(**feeds)
         import tensorflow as tf
 
+        if self.flat_names is None:
+            # Tensors, not arrays: the pruned functions of TF1-format SavedModels
+            # (SavedModelBuilder) bind keyword arguments only when they are tf.Tensors.
+            return self.function(**{name: tf.convert_to_tensor(array) for name, array in feeds.items()})
         function = self.function
         return function._call_flat(  # noqa: SLF001 - see docstring; TF is pinned (2.16)
             [tf.constant(feeds[name]) for name in self.flat_names], function.captured_inputs

@@ -125,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--grpc_workers", type=int, default=32, help="threads running gRPC requests")
     flag("pick_unused_ports", False, "bind both ports to free ports chosen by the OS")
+    add(
+        "--num_server_processes",
+        type=int,
+        default=1,
+        help="serve from N processes sharing both ports (SO_REUSEPORT), each a complete server; "
+        "the first one supervises (not a TF Serving flag)",
+    )
+    add("--server_process_index", type=int, default=-1, help=argparse.SUPPRESS)
     add("--ready_file", default="", help="write the bound ports here as JSON when ready")
     add("--log_level", default="INFO", help="Python logging level")
     for name in NO_OP_FLAGS:
@@ -236,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     tags = tuple(t.strip() for t in args.saved_model_tags.split(",") if t.strip())
+    worker = args.server_process_index >= 0  # one of --num_server_processes > 1
     try:
         store = ModelStore(
             config,
@@ -273,6 +282,7 @@ def run(args: argparse.Namespace) -> int:
         ssl_custom_ca=ssl.custom_ca if ssl else "",
         ssl_client_verify=ssl.client_verify if ssl else False,
         channel_arguments=_channel_arguments(args.grpc_channel_arguments),
+        reuse_port=worker,
     )
     executor = ThreadPoolExecutor(max_workers=args.rest_api_workers, thread_name_prefix="worker")
     loop = asyncio.new_event_loop()
@@ -308,13 +318,18 @@ def run(args: argparse.Namespace) -> int:
                 timeout_seconds=args.rest_api_timeout_in_ms / 1000.0 if args.rest_api_timeout_in_ms > 0 else 1e9,
                 enable_cors=args.rest_api_enable_cors_support,
                 metrics_path=metrics_path,
+                pid_header=worker,
             ),
             metrics.exposition if metrics else None,
         )
         runner_web = web.AppRunner(app, access_log=None, handle_signals=False)
         loop.run_until_complete(runner_web.setup())
         site = web.TCPSite(
-            runner_web, args.host, 0 if args.pick_unused_ports else args.rest_api_port, reuse_address=True
+            runner_web,
+            args.host,
+            0 if args.pick_unused_ports else args.rest_api_port,
+            reuse_address=True,
+            reuse_port=worker or None,
         )
         try:
             loop.run_until_complete(site.start())
@@ -392,6 +407,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.version:
         print("TensorFlow ModelServer: embedded (serving.server, TF Serving 2.16 API)")
         return 0
+    if args.num_server_processes < 1:
+        print(f"error: --num_server_processes must be >= 1, got {args.num_server_processes}", file=sys.stderr)
+        return 2
+    if args.num_server_processes > 1:
+        from serving.multiprocess import supervise
+
+        return supervise(args, list(sys.argv[1:] if argv is None else argv))
     return run(args)
 
 

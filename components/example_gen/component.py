@@ -12,8 +12,8 @@ digits are located inside the installed scikit-learn), so the component compiles
 
 from __future__ import annotations
 
-from tfx.dsl.components.base import base_component, executor_spec
 from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 

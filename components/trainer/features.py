@@ -6,9 +6,11 @@ from typing import Mapping, Sequence
 
 import tensorflow as tf
 
-# tf.Example keys written by components/example_gen: raw pixels 0-255 as int64, row-major HWC.
+from components.trainer.settings import LABEL_KEY  # noqa: F401 (the label key lives with the settings)
+
+# tf.Example keys written by components/example_gen: raw pixels 0-255 as int64, row-major HWC,
+# and LABEL_KEY (int64 class id).
 IMAGE_KEY = "image"
-LABEL_KEY = "label"
 # Class names, one per line, line i = class id i: beside the splits of an Examples artifact
 # and as an asset of the exported SavedModel.
 CLASS_NAMES_FILE = "class_names.txt"

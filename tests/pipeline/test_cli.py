@@ -160,6 +160,14 @@ def test_summary_text_says_why_and_where() -> None:
     assert "per-class accuracy, lowest: 8 0.940, 3 0.990" in text
     assert "model BLESSED" in text and "pushed version 2 to /srv/digits/2" in text
 
+    cached = summary.RunSummary(
+        executions={}, blessed=True, accuracy=0.987, pushed=True, pushed_version="2",
+        pushed_destination="/srv/digits/2", push_cached=True,
+    )
+    assert "nothing new to push: this model and blessing were already pushed as version 2 (/srv/digits/2)" in (
+        summary.format_summary(cached, config)
+    )
+
     refused = summary.RunSummary(
         executions={}, blessed=False, accuracy=0.5, validation_failures=["sparse_categorical_accuracy 0.5000, expected >= 0.9"],
         pushed=False,

@@ -12,7 +12,7 @@ from tfx.proto import infra_validator_pb2
 from components.data_validation.component import StrictExampleValidator
 from components.example_gen.component import ImageExampleGen
 from components.pusher.component import LayoutPusher
-from components.trainer.model import TrainerSettings
+from components.trainer.settings import TrainerSettings
 from pipeline import configs
 from pipeline.pipeline import TRAINER_RUN_FN, create_pipeline, trainer_settings
 

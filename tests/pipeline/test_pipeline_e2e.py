@@ -46,7 +46,7 @@ def _mlmd_executions(metadata_path: Path) -> dict[str, list[int]]:
 
 
 @pytest.mark.e2e
-def test_digits_twice_with_beam_pushes_two_versions_and_caches(tmp_path: Path) -> None:
+def test_digits_with_beam_pushes_two_versions_then_caches_everything(tmp_path: Path) -> None:
     from ml_metadata.proto import metadata_store_pb2
 
     first = _run(tmp_path)
@@ -82,6 +82,13 @@ def test_digits_twice_with_beam_pushes_two_versions_and_caches(tmp_path: Path) -
         assert executions[component][1] == metadata_store_pb2.Execution.CACHED
     assert executions["Pusher"][1] == metadata_store_pb2.Execution.COMPLETE
 
+    # Nothing changed since the second run: everything is cached and no third version appears.
+    third = _run(tmp_path)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert set(_progress(third.stdout)[c] for c in COMPONENTS) == {"cached"}, third.stdout
+    assert "nothing new to push" in third.stdout and "as version 2" in third.stdout
+    assert layout.list_versions(model_dir) == [1, 2]
+
 
 @pytest.mark.e2e
 def test_csv_with_the_local_runner(tmp_path: Path, iris_csv: Path) -> None:
@@ -97,18 +104,42 @@ def test_csv_with_the_local_runner(tmp_path: Path, iris_csv: Path) -> None:
 
 @pytest.mark.e2e
 def test_a_failing_component_stops_the_run_and_leaves_serving_untouched(tmp_path: Path) -> None:
-    """The CIFAR batch names are all there (the up-front check passes) but one is garbage."""
-    sys.path.insert(0, str(REPO / "tests" / "components"))
-    try:
-        from pl_fixture_data import write_cifar_dir
-    finally:
-        sys.path.pop(0)
-    write_cifar_dir(tmp_path / "cifar")
-    bad = tmp_path / "cifar" / "cifar-10-batches-py" / "data_batch_2"
-    bad.write_bytes(b"garbage")
+    """The CIFAR batch files are all there (the up-front check passes) but hold garbage."""
+    batches = tmp_path / "cifar" / "cifar-10-batches-py"
+    batches.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (batches / name).write_bytes(b"garbage")
+    bad = batches / "data_batch_1"
     result = _run(tmp_path, "--data", f"cifar10:{tmp_path / 'cifar'}", "--runner", "local")
     assert result.returncode == 1
     assert f"error: {configs.EXAMPLE_GEN_ID} failed:" in result.stderr
     assert f"{bad}: not a CIFAR-10 python batch" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "serving").exists()
+
+
+@pytest.mark.e2e
+def test_image_folder_with_the_local_runner(tmp_path: Path) -> None:
+    """A folder of PNG/JPEG sub-folders, resized to --image-size; the model serves class names."""
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+
+    for class_id, name in enumerate(("night", "day")):
+        (tmp_path / "pics" / name).mkdir(parents=True)
+        for i in range(20):
+            value = 20 + 200 * class_id + i
+            suffix = "png" if i % 2 else "jpg"
+            Image.new("RGB", (24, 18), (value, value, value)).save(tmp_path / "pics" / name / f"{i}.{suffix}")
+    result = _run(
+        tmp_path, "--data", f"images:{tmp_path / 'pics'}", "--image-size", "12x12", "--runner", "local",
+        "--model-name", "daylight", "--epochs", "15", "--patience", "15", "--learning-rate", "0.01",
+        "--accuracy-threshold", "0.8", "--eval-percent", "30",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "model BLESSED" in result.stdout, result.stdout
+    version = tmp_path / "serving" / "daylight" / "1"
+    assert (version / "assets" / "class_names.txt").read_text() == "day\nnight\n"
+    served = tf.saved_model.load(str(version)).signatures["serving_default"]
+    bright = served(image=tf.constant(np.full((1, 12, 12, 3), 230.0, np.float32)))
+    assert bright["class_name"].numpy().tolist() == [b"day"]

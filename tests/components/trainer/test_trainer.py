@@ -17,6 +17,7 @@ from tfx.utils import io_utils
 from components.example_gen import executor as example_gen_executor
 from components.example_gen import logic, spec as example_gen_spec
 from components.trainer import features, model, signatures
+from components.trainer import settings as settings_module
 from pl_fixture_data import write_image_folder
 
 
@@ -141,7 +142,7 @@ def _write_tabular(tmp_path: Path, rows: int = 80) -> tuple[str, str]:
 
 def test_tabular_run_fn_exports_raw_feature_and_example_signatures(tmp_path: Path) -> None:
     uri, schema_file = _write_tabular(tmp_path)
-    settings = model.TrainerSettings(task=model.TABULAR_TASK, epochs=30, batch_size=16, learning_rate=0.02, patience=30)
+    settings = model.TrainerSettings(task=settings_module.TABULAR_TASK, epochs=30, batch_size=16, learning_rate=0.02, patience=30)
     model.run_fn(_fn_args(tmp_path, uri, settings, schema_file))
     export = str(tmp_path / "serving_model")
     defs = _signature_defs(export)

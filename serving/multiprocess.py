@@ -1,0 +1,219 @@
+"""`--num_server_processes=N`: N complete servers sharing the gRPC and REST ports.
+
+Python serves one request at a time per process (the GIL), so on a machine with several cores
+one server process leaves most of them idle. With N > 1 the process started by the user becomes
+a supervisor that imports no TensorFlow and serves nothing itself: it chooses the ports (once,
+so `--pick_unused_ports` still gives one pair), starts N copies of `python -m serving.server`
+with the same flags that bind both ports with SO_REUSEPORT (the kernel spreads new connections
+over them), and waits until every copy is ready before it prints the one `SERVING ...` line and
+writes `--ready_file` (its own pid, plus `worker_pids`). Every copy loads the models, polls the
+base paths (hot reload) and batches on its own; REST responses carry `X-Serving-Pid`. Unless
+`--tensorflow_intra_op_parallelism` / `--tensorflow_inter_op_parallelism` are given, each copy
+gets cores / N threads for both (TF's default of one per core each would oversubscribe).
+The kernel balances connections, not requests: a client with one connection (a gRPC channel,
+one keep-alive HTTP session) is served by one copy.
+
+SIGTERM or SIGINT to the supervisor is forwarded to every copy; it exits 0 once they all
+stopped. If a copy exits on its own, the supervisor stops the others and exits 1 (let the
+process manager restart the whole server). Copies get SIGTERM if the supervisor dies.
+
+Per-process state stays per process: Prometheus metrics (a scrape sees one copy), and a gRPC
+`HandleReloadConfigRequest` reaches one copy only (use `--model_config_file` with
+`--model_config_file_poll_wait_seconds` to change the config of all of them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+logger = logging.getLogger("serving.server")
+
+_READY_TIMEOUT_SECONDS = 600.0
+
+
+def _reserve_port(host: str, port: int) -> tuple[int, socket.socket]:
+    """Checks that nobody holds `port` (0: picks one), then holds it with SO_REUSEPORT.
+
+    The probe binds without SO_REUSEPORT, so it fails when any socket, even one that allows
+    sharing, already has the port: two unrelated servers never end up sharing one by accident.
+    The held socket never listens, so it takes no connections; it is closed once the copies
+    listen."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise OSError(f"cannot use port {port} on {host}: {error}") from None
+        port = probe.getsockname()[1]
+    held = socket.socket(family, socket.SOCK_STREAM)
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    held.bind((host, port))
+    return port, held
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the supervisor dies (Linux prctl)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _stop_all(processes: list[subprocess.Popen], timeout: float = 30.0) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            logger.error("server process %d did not stop within %g s; killing it", process.pid, timeout)
+            process.kill()
+            process.wait()
+
+
+def supervise(args: argparse.Namespace, argv: list[str]) -> int:
+    """Runs `args.num_server_processes` servers on shared ports until SIGTERM/SIGINT."""
+    count = args.num_server_processes
+    rest_enabled = args.pick_unused_ports or args.rest_api_port > 0
+    if not args.pick_unused_ports and rest_enabled and args.rest_api_port == args.port:
+        print(f"error: --port and --rest_api_port must differ, both are {args.port}", file=sys.stderr)
+        return 2
+    held: list[socket.socket] = []
+    try:
+        grpc_port, sock = _reserve_port(args.host, 0 if args.pick_unused_ports else args.port)
+        held.append(sock)
+        rest_port = 0
+        if rest_enabled:
+            rest_port, sock = _reserve_port(args.host, 0 if args.pick_unused_ports else args.rest_api_port)
+            held.append(sock)
+    except OSError as error:
+        for sock in held:
+            sock.close()
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+    stop_requested: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop_requested.append(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+
+    # N copies with TF's default thread pools (one thread per core each) oversubscribe the
+    # cores; unless the flags say otherwise, each copy gets its share of them.
+    share = max(1, (os.cpu_count() or 1) // count)
+    threads = [
+        f"--tensorflow_{kind}_op_parallelism={share}"
+        for kind in ("intra", "inter")
+        if getattr(args, f"tensorflow_{kind}_op_parallelism") <= 0
+    ]
+    workdir = Path(tempfile.mkdtemp(prefix="serving-procs-"))
+    processes: list[subprocess.Popen] = []
+    ready_files = [workdir / f"ready-{index}.json" for index in range(count)]
+    try:
+        for index in range(count):
+            # argparse keeps the last value of a repeated flag: these override the user's.
+            command = [
+                sys.executable,
+                "-m",
+                "serving.server",
+                *argv,
+                *threads,
+                "--pick_unused_ports=false",
+                f"--port={grpc_port}",
+                f"--rest_api_port={rest_port}",
+                f"--ready_file={ready_files[index]}",
+                "--num_server_processes=1",
+                f"--server_process_index={index}",
+            ]
+            # The copies' SERVING lines go to stderr: stdout has only the supervisor's line. Own
+            # session: a Ctrl-C (or a signal to the process group) reaches the supervisor only,
+            # which forwards one SIGTERM to each copy.
+            processes.append(
+                subprocess.Popen(
+                    command,
+                    stdout=sys.stderr.fileno(),
+                    preexec_fn=_die_with_parent,
+                    start_new_session=True,
+                )
+            )
+        logger.info(
+            "started %d server processes (pids %s) sharing gRPC port %d and REST port %s",
+            count,
+            ", ".join(str(p.pid) for p in processes),
+            grpc_port,
+            rest_port or "disabled",
+        )
+        deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
+        while not all(path.exists() for path in ready_files):
+            failed = [p for p in processes if p.poll() is not None]
+            if failed or stop_requested or time.monotonic() > deadline:
+                if failed:
+                    print(
+                        f"error: server process {failed[0].pid} exited with {failed[0].returncode} "
+                        "before it was ready",
+                        file=sys.stderr,
+                    )
+                elif not stop_requested:
+                    print(f"error: server processes not ready after {_READY_TIMEOUT_SECONDS:g} s", file=sys.stderr)
+                _stop_all(processes)
+                return 0 if stop_requested and not failed else 1
+            time.sleep(0.1)
+        for sock in held:
+            sock.close()
+        held.clear()
+
+        pids = [p.pid for p in processes]
+        if args.ready_file:
+            from serving.server import _write_ready_file
+
+            _write_ready_file(
+                args.ready_file,
+                {"grpc_port": grpc_port, "rest_port": rest_port or None, "pid": os.getpid(), "worker_pids": pids},
+            )
+        rest_text = f"{args.host}:{rest_port}" if rest_port else "disabled"
+        print(f"SERVING grpc={args.host}:{grpc_port} rest={rest_text}", flush=True)
+
+        while not stop_requested:
+            failed = [p for p in processes if p.poll() is not None]
+            if failed:
+                logger.error(
+                    "server process %d exited with %d; stopping the others",
+                    failed[0].pid,
+                    failed[0].returncode,
+                )
+                _stop_all(processes)
+                return 1
+            time.sleep(0.2)
+        logger.info("signal %d: stopping %d server processes", stop_requested[0], count)
+        _stop_all(processes)
+        codes = [p.returncode for p in processes]
+        logger.info("stopped (exit statuses %s)", codes)
+        return 0 if all(code == 0 for code in codes) else 1
+    finally:
+        for sock in held:
+            sock.close()
+        _stop_all(processes)
+        for path in ready_files:
+            path.unlink(missing_ok=True)
+        try:
+            workdir.rmdir()
+        except OSError:
+            pass

@@ -1,0 +1,141 @@
+"""TF1-format SavedModels (graph-mode SavedModelBuilder, like TF Serving's own half_plus_two
+testdata) serve; version directories that are skipped as incomplete say why, once."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import requests
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from serving.model_store import ModelStore, single_model_config
+from serving.protocol import Code, ServingError
+from serving.servable import load_servable
+
+
+def build_v1_half_plus_two(export_dir: Path, with_variables: bool = True) -> Path:
+    """y = a*x + b with tf.compat.v1 placeholders, Session and SavedModelBuilder."""
+    tf1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf1.placeholder(tf.float32, [None, 1], name="x")
+        if with_variables:
+            a = tf1.Variable(0.5, name="a")
+            b = tf1.Variable(2.0, name="b")
+            y = tf.add(a * x, b, name="y")
+        else:
+            y = tf.add(0.5 * x, 2.0, name="y")
+        with tf1.Session(graph=graph) as session:
+            session.run(tf1.global_variables_initializer())
+            builder = tf1.saved_model.builder.SavedModelBuilder(str(export_dir))
+            signature = tf1.saved_model.signature_def_utils.predict_signature_def({"image": x}, {"y": y})
+            builder.add_meta_graph_and_variables(
+                session, ["serve"], signature_def_map={"serving_default": signature}
+            )
+            builder.save()
+    return export_dir
+
+
+@pytest.fixture(scope="module")
+def v1_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_v1_half_plus_two(tmp_path_factory.mktemp("v1") / "1")
+
+
+def test_tf1_saved_model_predicts_in_process(v1_model: Path):
+    servable = load_servable("v1", 1, v1_model)
+    signature = servable.signature("")
+    out = servable.run(signature, {"image": np.array([[1.0], [2.0], [5.0]], np.float32)})
+    np.testing.assert_allclose(out["y"], [[2.5], [3.0], [4.5]])
+    # float64 input is cast as for TF2 models
+    out = servable.run(signature, {"image": np.array([[4.0]], np.float64)})
+    np.testing.assert_allclose(out["y"], [[4.0]])
+
+
+def test_tf1_saved_model_over_rest_and_grpc(tmp_path: Path, v1_model: Path, serve):
+    base = tmp_path / "v1"
+    shutil.copytree(v1_model, base / "1")
+    with serve(base, model_name="v1", args=["--enable_batching"]) as server:
+        response = requests.post(
+            f"{server.rest_url}/v1/models/v1:predict", json={"instances": [[1.0], [2.0]]}, timeout=30
+        )
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": [[2.5], [3.0]]}
+        response = requests.post(
+            f"{server.rest_url}/v1/models/v1:predict", json={"inputs": {"image": [[6.0]]}}, timeout=30
+        )
+        assert response.status_code == 200, response.text
+        assert response.json() == {"outputs": [[5.0]]}
+        with grpc.insecure_channel(server.grpc_target) as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "v1"
+            request.inputs["image"].CopyFrom(tf.make_tensor_proto(np.array([[10.0]], np.float32)))
+            reply = stub.Predict(request, timeout=30)
+        np.testing.assert_allclose(tf.make_ndarray(reply.outputs["y"]), [[7.0]])
+
+
+def test_tf1_model_without_variables_is_skipped_with_one_log_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    base = tmp_path / "novars"
+    version_dir = build_v1_half_plus_two(base / "1", with_variables=False)
+    assert (version_dir / "variables").is_dir() and not any((version_dir / "variables").iterdir())
+    caplog.set_level(logging.INFO, logger="serving.model_store")
+    store = ModelStore(single_model_config("novars", str(base)), poll_wait_seconds=0)
+    store.start()
+    try:
+        store.poll_once()
+        store.poll_once()
+        # TF Serving's status semantics are kept ...
+        with pytest.raises(ServingError) as raised:
+            store.get_servable("novars")
+        assert raised.value.code == Code.NOT_FOUND
+        with pytest.raises(ServingError) as raised:
+            store.version_status("novars")
+        assert raised.value.code == Code.NOT_FOUND
+        assert "Could not find any versions" in raised.value.message
+        # ... and the log says which directory was skipped and why, once (not on every poll).
+        skipped = [r for r in caplog.records if "not loading" in r.getMessage()]
+        assert len(skipped) == 1, [r.getMessage() for r in caplog.records]
+        assert skipped[0].levelno == logging.WARNING
+        assert str(version_dir) in skipped[0].getMessage()
+        assert "variables/ directory is empty" in skipped[0].getMessage()
+
+        # Without the empty variables/ directory it is a complete SavedModel and is served.
+        (version_dir / "variables").rmdir()
+        store.poll_once()
+        servable = store.get_servable("novars")
+        out = servable.run(servable.signature(""), {"image": np.array([[2.0]], np.float32)})
+        np.testing.assert_allclose(out["y"], [[3.0]])
+    finally:
+        store.stop()
+
+
+def test_missing_saved_model_pb_is_logged_once_and_again_when_the_reason_changes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, half_plus_two_model: Path
+):
+    base = tmp_path / "m"
+    (base / "3").mkdir(parents=True)
+    caplog.set_level(logging.INFO, logger="serving.model_store")
+    store = ModelStore(single_model_config("m", str(base)), poll_wait_seconds=0)
+    store.start()
+    try:
+        store.poll_once()
+        store.poll_once()
+        messages = [r.getMessage() for r in caplog.records if "not loading" in r.getMessage()]
+        assert messages == [f"not loading {base / '3'}: it has no saved_model.pb (or saved_model.pbtxt)"]
+        shutil.copy(half_plus_two_model / "saved_model.pb", base / "3" / "saved_model.pb")
+        (base / "3" / "variables").mkdir()
+        (base / "3" / "variables" / "variables.data-00000-of-00001").write_bytes(b"partial")
+        store.poll_once()
+        store.poll_once()
+        messages = [r.getMessage() for r in caplog.records if "not loading" in r.getMessage()]
+        assert len(messages) == 2 and "variables/variables.index is missing" in messages[1]
+    finally:
+        store.stop()
