@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="re-run every component")
     run.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
                      help="Beam pipeline arg, repeatable, e.g. --beam-arg=--direct_running_mode=multi_processing --beam-arg=--direct_num_workers=2")
+    run.add_argument("--no-infra-validator", action="store_true",
+                     help="skip the InfraValidator (by default the model must load and answer in a model-server process before it is pushed)")
+    run.add_argument("--endpoint", metavar="URL",
+                     help="live check after the push against this running server (grpc://HOST:PORT and/or http://HOST:PORT, comma-separated; "
+                          "real TF Serving works); by default a server is started on the serving dir for the check")
+    run.add_argument("--no-live-check", action="store_true", help="do not check the pushed version on a live endpoint")
     run.add_argument("-v", "--verbose", action="store_true", help="show TF/TFX/Beam logs")
     return parser
 
@@ -133,16 +139,45 @@ def _class_names(summary) -> Optional[list[str]]:
     return None
 
 
+def _examples_uri(summary) -> Optional[str]:
+    example_gen = summary.executions.get(configs.EXAMPLE_GEN_ID)
+    for examples in (example_gen.outputs.get("examples", []) if example_gen else []):
+        return examples.uri
+    return None
+
+
+def live_check(summary, config: configs.PipelineConfig, endpoint: Optional[str]):
+    """Checks the pushed version on `endpoint` (or on a server started for the check)."""
+    from serving import live_check as checks
+
+    targets = checks.endpoints_from_arg(endpoint) if endpoint else {}
+    uri = _examples_uri(summary)
+    examples = checks.load_examples(uri, split="eval", limit=16) if uri else []
+    return checks.check_live_endpoint(
+        config.serving_dir,
+        config.model_name,
+        version=int(summary.pushed_version),
+        examples=examples,
+        label_key=config.label_key,
+        **targets,
+    )
+
+
 def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout, infra_validator=None) -> int:
     """Runs the pipeline for parsed `run` arguments; returns the exit status.
 
     `infra_validator` fills create_pipeline's InfraValidator slot (a `(model, examples) ->
-    component` factory), for a caller that wires one in.
+    component` factory); by default the local-process InfraValidator, none with
+    `--no-infra-validator`. After a push the pushed version is checked on a live endpoint.
     """
     _quiet_environment(args.verbose)
     started = time.monotonic()
     try:
         config = config_from_args(args)
+        if args.endpoint:
+            from serving.live_check import endpoints_from_arg
+
+            endpoints_from_arg(args.endpoint)  # a bad --endpoint fails before anything runs
         from components.example_gen.logic import check_source
 
         check_source(config.data.kind, config.data.path, label_key=config.label_key)
@@ -158,6 +193,11 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout, infra_val
     progress.install(tracker, verbose=args.verbose)
     from pipeline import runners, summary as run_summary
 
+    if infra_validator is None and not args.no_infra_validator:
+        from components.infra_validator import make_infra_validator
+
+        infra_validator = make_infra_validator()
+
     print(f"pipeline {config.pipeline_name}: data {config.data}, root {config.pipeline_root}", file=out, flush=True)
     try:
         pipeline = runners.build(config, beam_pipeline_args=args.beam_arg, infra_validator=infra_validator)
@@ -172,6 +212,12 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout, infra_val
     result = run_summary.summarize(config)
     print(f"finished in {time.monotonic() - started:.1f} s", file=out)
     print(run_summary.format_summary(result, config, _class_names(result)), file=out, flush=True)
+    if result.pushed and result.pushed_version and not args.no_live_check:
+        report = live_check(result, config, args.endpoint)
+        print(report.summary(), file=out, flush=True)
+        if not report.ok:
+            print(f"error: version {result.pushed_version} was pushed but the live check failed", file=sys.stderr)
+            return EXIT_FAILED
     return EXIT_OK
 
 

@@ -48,10 +48,12 @@ def trainer_settings(config: configs.PipelineConfig) -> TrainerSettings:
 
 def _example_gen(config: configs.PipelineConfig):
     if config.data.kind == "csv":
+        # A URI (gs://...) stays as it is for the cluster; a local path is made absolute.
+        path = config.data.path if "://" in config.data.path else os.path.abspath(config.data.path)
         return CsvExampleGen(
-            input_base=os.path.dirname(os.path.abspath(config.data.path)),
+            input_base=os.path.dirname(path),
             input_config=example_gen_pb2.Input(
-                splits=[example_gen_pb2.Input.Split(name="single", pattern=os.path.basename(config.data.path))]
+                splits=[example_gen_pb2.Input.Split(name="single", pattern=os.path.basename(path))]
             ),
             output_config=example_gen_pb2.Output(
                 split_config=example_gen_pb2.SplitConfig(

@@ -35,6 +35,7 @@ class RunSummary:
     pushed_version: Optional[str] = None
     pushed_destination: Optional[str] = None
     infra_blessed: Optional[bool] = None
+    infra_summary: Optional[str] = None  # the InfraValidator's verdict, reason and timings
     # The Pusher's outputs came from the cache: same model and blessing as an earlier push.
     push_cached: bool = False
 
@@ -156,6 +157,7 @@ def summarize(config: configs.PipelineConfig) -> RunSummary:
         for blessing in infra.outputs.get("blessing", []):
             blessed = custom_property(blessing, "blessed")
             summary.infra_blessed = None if blessed is None else bool(blessed)
+            summary.infra_summary = _infra_summary(blessing)
     pusher = summary.executions.get(configs.PUSHER_ID)
     if pusher:
         summary.push_cached = pusher.state == "cached"
@@ -165,6 +167,20 @@ def summarize(config: configs.PipelineConfig) -> RunSummary:
             summary.pushed_version = custom_property(pushed, "pushed_version")
             summary.pushed_destination = custom_property(pushed, "pushed_destination")
     return summary
+
+
+def _infra_summary(mlmd_blessing) -> Optional[str]:
+    from tfx.types import standard_artifacts
+
+    from components.infra_validator import summarize_blessing
+
+    blessing = standard_artifacts.InfraBlessing()
+    blessing.set_mlmd_artifact(mlmd_blessing)
+    try:
+        return summarize_blessing(blessing)
+    except Exception as exc:  # a blessing written by the stock InfraValidator lacks our properties
+        logger.debug("no InfraValidator report on %s: %s", mlmd_blessing.uri, exc)
+        return None
 
 
 def _class_label(label: str, class_names: list[str]) -> str:
@@ -196,7 +212,10 @@ def format_summary(summary: RunSummary, config: configs.PipelineConfig, class_na
         why = "; ".join(summary.validation_failures) or "see the Evaluator output"
         lines.append(f"model NOT blessed: {why}")
     if summary.infra_blessed is not None:
-        lines.append("infra validation passed" if summary.infra_blessed else "infra validation FAILED: model not servable")
+        lines.append(
+            summary.infra_summary
+            or ("infra validation passed" if summary.infra_blessed else "infra validation FAILED: model not servable")
+        )
     if summary.pushed and summary.push_cached:
         lines.append(
             f"nothing new to push: this model and blessing were already pushed as version "

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Any
+import os
+import tempfile
+from typing import Any, Iterator
 
 from tfx import types
 from tfx.components.pusher import executor as stock_executor
@@ -41,6 +44,22 @@ def warmed_up_model_path(input_dict: dict[str, list[types.Artifact]]) -> str | N
     return None
 
 
+@contextlib.contextmanager
+def local_model_copy(model_path: str) -> Iterator[str]:
+    """`model_path` itself when local; else a local copy (a gs:// pipeline root on Kubeflow).
+
+    The serving directory must be a local or mounted path (e.g. the serving PVC), because the
+    atomic publish renames a complete copy into place.
+    """
+    if os.path.isdir(model_path):
+        yield model_path
+        return
+    with tempfile.TemporaryDirectory(prefix="pusher-") as scratch:
+        local = os.path.join(scratch, "model")
+        io_utils.copy_dir(model_path, local)
+        yield local
+
+
 class Executor(stock_executor.Executor):
     """Pushes only a blessed model (and infra-blessed when InfraValidator runs) as the next version."""
 
@@ -61,7 +80,8 @@ class Executor(stock_executor.Executor):
         # The stock Pusher pushes the warmed-up copy only without a `model` input; prefer it always,
         # so TF Serving replays the InfraValidator's requests before a version takes traffic.
         model_path = warmed_up_model_path(input_dict) or self.GetModelPath(input_dict)
-        published = layout.publish(model_path, serving_dir, model_name)
+        with local_model_copy(model_path) as local_path:
+            published = layout.publish(local_path, serving_dir, model_name)
         # Archive copy inside the pipeline root, as the stock Pusher keeps one.
         io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=published.path, pushed_version=str(published.version))

@@ -114,3 +114,21 @@ def test_warmed_up_model_from_the_infra_blessing_is_pushed(tmp_path: Path, train
     )
     version_dir = tmp_path / "serving" / "m" / "1"
     assert (version_dir / "assets.extra" / "tf_serving_warmup_requests").read_bytes() == b"records"
+
+
+def test_a_model_outside_the_local_filesystem_is_copied_locally_before_publishing(
+    tmp_path: Path, trained_model
+) -> None:
+    # TF's in-memory filesystem stands in for gs://: not a local directory, read through TF's gfile.
+    from tfx.utils import io_utils
+
+    remote = "ram://pusher-test/model"
+    io_utils.copy_dir(str(Path(trained_model.uri) / "Format-Serving"), remote)
+    with executor.local_model_copy(remote) as local:
+        assert Path(local).is_dir() and layout.is_complete_saved_model(local)
+        published = layout.publish(local, tmp_path / "serving", "digits")
+    assert not Path(local).exists()
+    assert (Path(published.path) / "saved_model.pb").is_file()
+    local_dir = str(Path(trained_model.uri) / "Format-Serving")
+    with executor.local_model_copy(local_dir) as same:
+        assert same == local_dir
