@@ -46,7 +46,7 @@ from typing import Any, Iterator
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 4, 16)
 # "-2proc": the same server with --num_server_processes=2 (two processes sharing both ports).
-VARIANTS = ("ours", "ours+batching", "ours-2proc", "ours+batching-2proc", "naive", "ours+batching-w4", "ours-w4")
+VARIANTS = ("ours", "ours+batching", "ours-2proc", "ours+batching-2proc", "naive")
 MODEL_NAME = "bench"
 # TF Serving's CPU advice: one batch thread per core and no timeout, so batches form from what
 # queues up while the threads are busy and concurrency 1 pays nothing for batching.
@@ -405,8 +405,6 @@ def server_command(variant: str, version_dir: Path, base: Path, rest_port: int, 
         command += ["--enable_batching", f"--batching_parameters_file={batching_file}"]
     if variant.endswith("-2proc"):
         command += ["--num_server_processes=2"]
-    if variant.endswith("-w4"):
-        command += ["--grpc_workers=4"]
     return command, f"http://127.0.0.1:{rest_port}/v1/models/{MODEL_NAME}"
 
 

@@ -13,7 +13,11 @@ from pipeline import configs
 from serving import layout
 
 REPO = Path(__file__).resolve().parents[2]
-COMPONENTS = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Trainer", "Evaluator", "Pusher"]
+COMPONENTS = [
+    "ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Trainer", "Evaluator", "InfraValidator", "Pusher",
+]
+# Inputs unchanged on a rerun, so ML Metadata's cache supplies their outputs.
+CACHED_ON_RERUN = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Trainer", "InfraValidator"]
 
 
 def _run(tmp_path: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -56,29 +60,39 @@ def test_digits_with_beam_pushes_two_versions_then_caches_everything(tmp_path: P
     assert accuracy >= 0.95, first.stdout
     assert "model BLESSED" in first.stdout
     assert f"pushed version 1 to {tmp_path / 'serving' / 'digits' / '1'}" in first.stdout
+    # The InfraValidator ran the model in a real server process and queried it.
+    assert re.search(r"InfraValidator: blessed \(LOAD_AND_QUERY\) by embedded server .* \d+ request\(s\) answered", first.stdout), first.stdout
+    # The live check found version 1 AVAILABLE on both protocols of a running server, named.
+    live = re.search(r"^live check passed: 'digits' version 1 .*$", first.stdout, re.M)
+    assert live, first.stdout
+    assert re.search(r"grpc 127\.0\.0\.1:\d+: AVAILABLE .* 16/16 answers match", live[0]), live[0]
+    assert re.search(r"rest 127\.0\.0\.1:\d+: AVAILABLE .* 16/16 answers match", live[0]), live[0]
     # Quiet by default: no TF/absl/Beam log lines.
     assert "WARNING" not in first.stdout + first.stderr and "absl" not in first.stderr, first.stderr[-2000:]
 
     second = _run(tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
     states = _progress(second.stdout)
-    for cached in ("ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Trainer"):
+    for cached in CACHED_ON_RERUN:
         assert states[cached] == "cached", second.stdout
     # The baseline is new (the first run's blessed model), so evaluation and push run again.
     assert states["Evaluator"] == "done" and states["Pusher"] == "done"
     assert re.search(r"baseline \d\.\d+", second.stdout), second.stdout
     assert f"pushed version 2 to {tmp_path / 'serving' / 'digits' / '2'}" in second.stdout
+    assert "live check passed: 'digits' version 2" in second.stdout, second.stdout
 
     model_dir = tmp_path / "serving" / "digits"
     assert layout.list_versions(model_dir) == [1, 2]
     assert all(layout.is_complete_saved_model(model_dir / str(v)) for v in (1, 2))
     assert (model_dir / "2" / "assets" / "class_names.txt").read_text().split() == [str(i) for i in range(10)]
+    # The InfraValidator's requests travel with the pushed model as TF Serving warmup records.
+    assert (model_dir / "1" / "assets.extra" / "tf_serving_warmup_requests").stat().st_size > 0
 
     executions = _mlmd_executions(tmp_path / "root" / "metadata.sqlite")
     for component in COMPONENTS:
         assert len(executions[component]) == 2, (component, executions)
         assert executions[component][0] == metadata_store_pb2.Execution.COMPLETE
-    for component in ("ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Trainer"):
+    for component in CACHED_ON_RERUN:
         assert executions[component][1] == metadata_store_pb2.Execution.CACHED
     assert executions["Pusher"][1] == metadata_store_pb2.Execution.COMPLETE
 
