@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import os
+import warnings
 import sys
 import threading
 import time
@@ -1174,7 +1175,9 @@ def _evaluate(client: ServingClient, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # 3: TF's C++ start-up lines (CUDA factory registration) are logged at ERROR level.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", category=FutureWarning)  # google.api_core on Python 3.10
     args = _parser().parse_args(argv)
     try:
         return _run(args)
