@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from components.trainer.settings import TrainerSettings
+
 # Data kinds the pipeline ingests; every image kind goes through components/example_gen.
 IMAGE_KINDS = ("digits", "cifar10", "mnist", "fashion_mnist", "images")
 DATA_KINDS = IMAGE_KINDS + ("csv",)
@@ -74,21 +76,27 @@ class DataSource:
         return self.kind in IMAGE_KINDS
 
 
+_TRAINER_DEFAULTS = TrainerSettings()
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Trainer hyperparameters; the defaults reach >= 95% eval accuracy on digits in seconds."""
+    """Trainer hyperparameters; the defaults reach >= 95% eval accuracy on digits in seconds.
 
-    epochs: int = 20
-    batch_size: int = 64
-    learning_rate: float = 0.003
+    Defaults come from `TrainerSettings`, the Trainer's own record of them: one source.
+    """
+
+    epochs: int = _TRAINER_DEFAULTS.epochs
+    batch_size: int = _TRAINER_DEFAULTS.batch_size
+    learning_rate: float = _TRAINER_DEFAULTS.learning_rate
     # EarlyStopping patience in epochs, on validation accuracy.
-    patience: int = 3
-    conv_filters: tuple[int, ...] = (32, 64)
-    dense_units: int = 64
-    dropout: float = 0.2
+    patience: int = _TRAINER_DEFAULTS.patience
+    conv_filters: tuple[int, ...] = _TRAINER_DEFAULTS.conv_filters
+    dense_units: int = _TRAINER_DEFAULTS.dense_units
+    dropout: float = _TRAINER_DEFAULTS.dropout
     # Hidden layers of the dense net used for CSV data.
-    tabular_hidden_units: tuple[int, ...] = (64, 32)
-    seed: int = 42
+    tabular_hidden_units: tuple[int, ...] = _TRAINER_DEFAULTS.tabular_hidden_units
+    seed: int = _TRAINER_DEFAULTS.seed
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Callable, Optional, Sequence
 
@@ -29,20 +30,11 @@ TRAINER_RUN_FN = "components.trainer.model.run_fn"
 
 def trainer_settings(config: configs.PipelineConfig) -> TrainerSettings:
     """The Trainer's custom_config from the pipeline config (hyperparameters and input shape)."""
-    training = config.training
     return TrainerSettings(
         task=IMAGE_TASK if config.data.is_image else TABULAR_TASK,
         image_shape=config.image_shape if config.data.is_image else (1, 1, 1),
         label_key=config.label_key,
-        epochs=training.epochs,
-        batch_size=training.batch_size,
-        learning_rate=training.learning_rate,
-        patience=training.patience,
-        conv_filters=training.conv_filters,
-        dense_units=training.dense_units,
-        dropout=training.dropout,
-        tabular_hidden_units=training.tabular_hidden_units,
-        seed=training.seed,
+        **dataclasses.asdict(config.training),
     )
 
 
