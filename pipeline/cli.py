@@ -146,11 +146,25 @@ def _examples_uri(summary) -> Optional[str]:
     return None
 
 
-def live_check(summary, config: configs.PipelineConfig, endpoint: Optional[str]):
-    """Checks the pushed version on `endpoint` (or on a server started for the check)."""
+def start_live_server(config: configs.PipelineConfig):
+    """A model server on `<serving_dir>/<model_name>`, started before the pipeline runs.
+
+    Its start-up overlaps the run, and it must hot-load what the Pusher publishes: the live
+    check then proves exactly what a long-running TF Serving would do with the new version.
+    """
+    from serving.validate import ModelServerProcess
+
+    server = ModelServerProcess(
+        model_name=config.model_name, model_base_path=os.path.join(config.serving_dir, config.model_name)
+    )
+    server.start()
+    return server
+
+
+def live_check(summary, config: configs.PipelineConfig, endpoints: dict[str, str]):
+    """Checks the pushed version on the given endpoints (`grpc_endpoint` / `rest_endpoint`)."""
     from serving import live_check as checks
 
-    targets = checks.endpoints_from_arg(endpoint) if endpoint else {}
     uri = _examples_uri(summary)
     examples = checks.load_examples(uri, split="eval", limit=16) if uri else []
     return checks.check_live_endpoint(
@@ -159,7 +173,7 @@ def live_check(summary, config: configs.PipelineConfig, endpoint: Optional[str])
         version=int(summary.pushed_version),
         examples=examples,
         label_key=config.label_key,
-        **targets,
+        **endpoints,
     )
 
 
@@ -191,14 +205,34 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout, infra_val
     tracker = progress.ProgressTracker(emit=lambda line: print(line, file=out, flush=True))
     # Before TensorFlow is imported: its logger adds a handler of its own when root has none.
     progress.install(tracker, verbose=args.verbose)
-    from pipeline import runners, summary as run_summary
-
     if infra_validator is None and not args.no_infra_validator:
         from components.infra_validator import make_infra_validator
 
         infra_validator = make_infra_validator()
 
     print(f"pipeline {config.pipeline_name}: data {config.data}, root {config.pipeline_root}", file=out, flush=True)
+    server = None
+    if not args.no_live_check and not args.endpoint:
+        server = start_live_server(config)
+    try:
+        return _run_and_check(args, config, tracker, server, infra_validator, started, out)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _run_and_check(
+    args: argparse.Namespace,
+    config: configs.PipelineConfig,
+    tracker,
+    server,
+    infra_validator,
+    started: float,
+    out: TextIO,
+) -> int:
+    """Runs the pipeline, prints the summary, then the live check on `server` or `--endpoint`."""
+    from pipeline import runners, summary as run_summary
+
     try:
         pipeline = runners.build(config, beam_pipeline_args=args.beam_arg, infra_validator=infra_validator)
         tracker.total = len(pipeline.components)
@@ -212,12 +246,29 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout, infra_val
     result = run_summary.summarize(config)
     print(f"finished in {time.monotonic() - started:.1f} s", file=out)
     print(run_summary.format_summary(result, config, _class_names(result)), file=out, flush=True)
-    if result.pushed and result.pushed_version and not args.no_live_check:
-        report = live_check(result, config, args.endpoint)
-        print(report.summary(), file=out, flush=True)
-        if not report.ok:
-            print(f"error: version {result.pushed_version} was pushed but the live check failed", file=sys.stderr)
+    if not (result.pushed and result.pushed_version) or args.no_live_check:
+        return EXIT_OK
+    if server is not None:
+        from serving.live_check import LIVE_CHECK_WAIT_SECONDS
+
+        try:
+            server.wait_until_serving(time.time() + LIVE_CHECK_WAIT_SECONDS)
+        except Exception as exc:  # the server could not start: say why, the push itself stands
+            print(f"error: version {result.pushed_version} was pushed but the model server for the live check "
+                  f"did not start: {exc}", file=sys.stderr)
             return EXIT_FAILED
+        print(f"live check on {server.description}, started with this run: grpc {server.grpc_endpoint}, "
+              f"rest {server.rest_endpoint}", file=out)
+        endpoints = {"grpc_endpoint": server.grpc_endpoint, "rest_endpoint": server.rest_endpoint.removeprefix("http://")}
+    else:
+        from serving.live_check import endpoints_from_arg
+
+        endpoints = endpoints_from_arg(args.endpoint)
+    report = live_check(result, config, endpoints)
+    print(report.summary(), file=out, flush=True)
+    if not report.ok:
+        print(f"error: version {result.pushed_version} was pushed but the live check failed", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 

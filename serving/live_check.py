@@ -28,6 +28,8 @@ from serving import layout, validate
 logger = logging.getLogger(__name__)
 
 DEFAULT_SIGNATURE = "serving_default"
+# How long a server may take to start and make the pushed version AVAILABLE.
+LIVE_CHECK_WAIT_SECONDS = 60.0
 _RTOL = 1e-4
 _ATOL = 1e-5
 
@@ -245,7 +247,7 @@ def check_live_endpoint(
     label_key: str | None = "label",
     class_output: str | None = "class_id",
     signature_name: str = DEFAULT_SIGNATURE,
-    wait_seconds: float = 60.0,
+    wait_seconds: float = LIVE_CHECK_WAIT_SECONDS,
     timeout: float = 10.0,
     min_accuracy: float | None = None,
     server: str = validate.SERVER_AUTO,

@@ -62,8 +62,10 @@ def test_digits_with_beam_pushes_two_versions_then_caches_everything(tmp_path: P
     assert f"pushed version 1 to {tmp_path / 'serving' / 'digits' / '1'}" in first.stdout
     # The InfraValidator ran the model in a real server process and queried it.
     assert re.search(r"InfraValidator: blessed \(LOAD_AND_QUERY\) by embedded server .* \d+ request\(s\) answered", first.stdout), first.stdout
-    # The live check found version 1 AVAILABLE on both protocols of a running server, named.
-    live = re.search(r"^live check passed: 'digits' version 1 .*$", first.stdout, re.M)
+    # A server started with the run hot-loaded the pushed version 1; the live check found it
+    # AVAILABLE on both protocols, named the endpoints, and its answers matched the model.
+    assert re.search(r"^live check on embedded server .* started with this run: grpc 127\.0\.0\.1:\d+", first.stdout, re.M)
+    live = re.search(r"^live check passed: 'digits' version 1\b.*$", first.stdout, re.M)
     assert live, first.stdout
     assert re.search(r"grpc 127\.0\.0\.1:\d+: AVAILABLE .* 16/16 answers match", live[0]), live[0]
     assert re.search(r"rest 127\.0\.0\.1:\d+: AVAILABLE .* 16/16 answers match", live[0]), live[0]
