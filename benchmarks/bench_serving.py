@@ -4,7 +4,8 @@ For each model (a CIFAR-sized CNN built untrained here, and the pipeline's pushe
 is one) it measures, in one run:
   * the floor: `tf.saved_model.load` + the signature call in this process, 1 and 64 rows;
   * `serving.server` over REST and gRPC: latency p50/p99 at concurrency 1 for 1 and 64 rows, and
-    throughput (1-row requests) at concurrency 1/4/16, without and with `--enable_batching`;
+    throughput (1-row requests) at concurrency 1/4/16, without and with `--enable_batching`,
+    and both again with `--num_server_processes=2` (separate `-2proc` rows; not the default);
   * `benchmarks/naive_server.py` (single-threaded http.server + json): the same REST numbers.
 and prints one table per model with the target ratios.
 

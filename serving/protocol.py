@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import gc
 import json
 import math
 from dataclasses import dataclass
@@ -118,6 +119,26 @@ class RequestFormat(enum.Enum):
 # --------------------------------------------------------------------------------------------
 # JSON parsing
 
+# Bodies from this size on are parsed with the cyclic GC paused (see `_loads_without_gc`).
+_NO_GC_BODY_BYTES = 64 * 1024
+
+
+def _loads_without_gc(body: bytes) -> Any:
+    """orjson.loads with the cyclic garbage collector paused.
+
+    A big numeric body allocates hundreds of thousands of lists and floats, which triggers
+    collection after collection while it is being built (none of them can find garbage: the
+    new objects are all reachable). For a 64-row 32x32x3 request (1.2 MB) that is 105 ms with
+    the collector against 19 ms without. Re-enabled afterwards only if it was on."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return orjson.loads(body)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def parse_json_body(body: bytes) -> dict[str, Any]:
     """Parses a request body as TF Serving does (rapidjson with kParseNanAndInfFlag).
 
@@ -127,7 +148,10 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
     if not body:
         raise invalid("JSON Parse error: The document is empty")
     try:
-        doc = orjson.loads(body)
+        if len(body) < _NO_GC_BODY_BYTES:
+            doc = orjson.loads(body)
+        else:
+            doc = _loads_without_gc(body)
     except orjson.JSONDecodeError:
         doc = _tolerant_parse(body)
     if not isinstance(doc, dict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 
 import numpy as np
 import orjson
@@ -233,3 +234,23 @@ def test_tensor_proto_round_trip_uses_typed_fields():
     # a single value fills the shape, as in tf.make_ndarray
     scalar_fill = tf.make_tensor_proto(7.0, shape=[2, 2])
     assert protocol.tensor_proto_to_ndarray(scalar_fill).tolist() == [[7.0, 7.0], [7.0, 7.0]]
+
+
+def test_big_bodies_parse_with_the_gc_paused_and_restored():
+    import gc
+
+    from serving.protocol import _NO_GC_BODY_BYTES, parse_json_body
+
+    rows = [[float(i)] * 100 for i in range(_NO_GC_BODY_BYTES // 300)]
+    body = orjson.dumps({"instances": rows})
+    assert len(body) >= _NO_GC_BODY_BYTES
+    assert gc.isenabled()
+    assert parse_json_body(body)["instances"] == rows
+    assert gc.isenabled()
+    # NaN still takes the tolerant path, and a collector turned off by someone else stays off.
+    gc.disable()
+    try:
+        doc = parse_json_body(body[:-2] + b",[NaN]]}")
+        assert math.isnan(doc["instances"][-1][0]) and not gc.isenabled()
+    finally:
+        gc.enable()
