@@ -62,6 +62,12 @@ def _error(error: ServingError) -> RestResponse:
     return RestResponse(error.http_status, protocol.error_json(error.message))
 
 
+def _unexpected(method: str, path: str, error: Exception) -> RestResponse:
+    """A 500 for an error no handler expected; logged with its traceback, the server lives on."""
+    logger.exception("unexpected error for %s %s", method, path)
+    return _error(ServingError(Code.INTERNAL, f"{type(error).__name__}: {error}"))
+
+
 def _version(text: str | None) -> int | None:
     if text is None:
         return None
@@ -120,9 +126,8 @@ class RestApi:
             code = error.code
             return _error(error)
         except Exception as error:  # noqa: BLE001 - never let a request take the server down
-            logger.exception("unexpected error for %s %s", method, path)
             code = Code.INTERNAL
-            return _error(ServingError(Code.INTERNAL, f"{type(error).__name__}: {error}"))
+            return _unexpected(method, path, error)
         finally:
             if self._observe is not None and model:
                 self._observe(model, api, code, time.perf_counter() - started)
@@ -159,9 +164,8 @@ class RestApi:
             code = error.code
             return _error(error)
         except Exception as error:  # noqa: BLE001 - never let a request take the server down
-            logger.exception("unexpected error for %s %s", method, path)
             code = Code.INTERNAL
-            return _error(ServingError(Code.INTERNAL, f"{type(error).__name__}: {error}"))
+            return _unexpected(method, path, error)
         finally:
             if self._observe is not None:
                 self._observe(model, "predict", code, time.perf_counter() - started)
