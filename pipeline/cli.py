@@ -128,22 +128,19 @@ def _error_message(exc: BaseException) -> str:
     return text if len(text) < 4000 else text[:4000] + " ..."
 
 
+def _examples_artifact(summary):
+    """The ExampleGen's `examples` output of this run (an MLMD artifact), or None."""
+    example_gen = summary.executions.get(configs.EXAMPLE_GEN_ID)
+    outputs = example_gen.outputs.get("examples", []) if example_gen else []
+    return outputs[0] if outputs else None
+
+
 def _class_names(summary) -> Optional[list[str]]:
     from pipeline.summary import custom_property
 
-    example_gen = summary.executions.get(configs.EXAMPLE_GEN_ID)
-    for examples in (example_gen.outputs.get("examples", []) if example_gen else []):
-        names = custom_property(examples, "class_names")
-        if names:
-            return json.loads(names)
-    return None
-
-
-def _examples_uri(summary) -> Optional[str]:
-    example_gen = summary.executions.get(configs.EXAMPLE_GEN_ID)
-    for examples in (example_gen.outputs.get("examples", []) if example_gen else []):
-        return examples.uri
-    return None
+    examples = _examples_artifact(summary)
+    names = custom_property(examples, "class_names") if examples is not None else None
+    return json.loads(names) if names else None
 
 
 def start_live_server(config: configs.PipelineConfig):
@@ -165,8 +162,8 @@ def live_check(summary, config: configs.PipelineConfig, endpoints: dict[str, str
     """Checks the pushed version on the given endpoints (`grpc_endpoint` / `rest_endpoint`)."""
     from serving import live_check as checks
 
-    uri = _examples_uri(summary)
-    examples = checks.load_examples(uri, split="eval", limit=16) if uri else []
+    artifact = _examples_artifact(summary)
+    examples = checks.load_examples(artifact.uri, split="eval", limit=16) if artifact is not None else []
     return checks.check_live_endpoint(
         config.serving_dir,
         config.model_name,

@@ -226,11 +226,15 @@ def bytes_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_bytes_model(tmp_path_factory.mktemp("built") / "bytes_model")
 
 
+def as_version_1(model: Path, base: Path) -> Path:
+    """A model base path holding `model` as version 1."""
+    shutil.copytree(model, base / "1")
+    return base
+
+
 @pytest.fixture
 def half_plus_two_dir(tmp_path: Path, half_plus_two_model: Path) -> Path:
-    base = tmp_path / "models" / "half_plus_two"
-    shutil.copytree(half_plus_two_model, base / "1")
-    return base
+    return as_version_1(half_plus_two_model, tmp_path / "models" / "half_plus_two")
 
 
 @pytest.fixture(scope="session")
@@ -240,16 +244,12 @@ def slow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def slow_model_dir(tmp_path: Path, slow_model: Path) -> Path:
-    base = tmp_path / "models" / "slow_model"
-    shutil.copytree(slow_model, base / "1")
-    return base
+    return as_version_1(slow_model, tmp_path / "models" / "slow_model")
 
 
 @pytest.fixture
 def bytes_model_dir(tmp_path: Path, bytes_model: Path) -> Path:
-    base = tmp_path / "models" / "bytes_model"
-    shutil.copytree(bytes_model, base / "1")
-    return base
+    return as_version_1(bytes_model, tmp_path / "models" / "bytes_model")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,7 +359,6 @@ def serve():
 
 @pytest.fixture(scope="module")
 def half_plus_two_server(tmp_path_factory: pytest.TempPathFactory, half_plus_two_model: Path):
-    base = tmp_path_factory.mktemp("shared") / "half_plus_two"
-    shutil.copytree(half_plus_two_model, base / "1")
+    base = as_version_1(half_plus_two_model, tmp_path_factory.mktemp("shared") / "half_plus_two")
     with start_server(base, model_name="half_plus_two") as server:
         yield server
