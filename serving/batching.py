@@ -2,23 +2,29 @@
 
 Concurrent requests to the same signature of the same servable, whose inputs agree on dtype
 and on every dimension but the first, are concatenated along dimension 0 into one signature
-call of at most `max_batch_size` rows, and the outputs are split back. A batch is formed as
-soon as a batch thread is free: it takes what is queued, waiting at most `batch_timeout_micros`
-after the oldest task for more. With all `num_batch_threads` busy, tasks queue up (and so form
-bigger batches) until `max_enqueued_batches * max_batch_size` rows are waiting; beyond that a
-request gets RESOURCE_EXHAUSTED (HTTP 429), as in TF Serving.
+call of at most `max_batch_size` rows, and the outputs are split back. As in TF Serving, the
+`num_batch_threads` batch threads take the work: a free thread forms a batch at once from what
+is queued (waiting at most `batch_timeout_micros` after the oldest task for more rows), runs
+it, and goes straight on to the next batch while any is queued. While all threads are busy,
+tasks queue up (and so form bigger batches) until `max_enqueued_batches * max_batch_size` rows
+are waiting; beyond that a request gets RESOURCE_EXHAUSTED (HTTP 429), as in TF Serving.
+
+Callers on an asyncio event loop use `submit_async`: their results come back with one
+`call_soon_threadsafe` per batch, not one thread wake-up per request. Other threads use
+`submit` (a concurrent Future) or call the batcher like `servable.run`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-import queue
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -27,7 +33,6 @@ from serving.servable import Servable, Signature
 
 logger = logging.getLogger(__name__)
 
-_IDLE_EXIT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -81,115 +86,42 @@ class BatchingOptions:
 
 
 class _Task:
-    __slots__ = ("inputs", "size", "future", "enqueued")
+    """One request: its inputs, and where its result goes (a concurrent Future, or an asyncio
+    future with the loop that owns it)."""
 
-    def __init__(self, inputs: Mapping[str, np.ndarray], size: int) -> None:
+    __slots__ = ("inputs", "size", "future", "loop", "enqueued")
+
+    def __init__(self, inputs: Mapping[str, np.ndarray], size: int, loop: asyncio.AbstractEventLoop | None) -> None:
         self.inputs = inputs
         self.size = size
-        self.future: Future = Future()
+        self.loop = loop
+        self.future: Any = loop.create_future() if loop is not None else Future()
         self.enqueued = time.monotonic()
 
 
-class _Queue:
-    """Tasks for one (servable, signature, input layout) and the thread that forms batches."""
+def _resolve(pairs: list[tuple[Any, Any, bool]]) -> None:
+    """On a loop: hands each asyncio future its result (ok) or exception, unless it is done
+    already (its request timed out or was cancelled)."""
+    for future, value, ok in pairs:
+        if not future.done():
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
 
-    def __init__(self, batcher: "DynamicBatcher", key: tuple, servable: Servable, signature: Signature, output_filter: tuple[str, ...]) -> None:
-        self.batcher = batcher
+
+class _Queue:
+    """Tasks for one (servable, signature, input layout)."""
+
+    __slots__ = ("key", "servable", "signature", "output_filter", "tasks", "rows")
+
+    def __init__(self, key: tuple, servable: Servable, signature: Signature, output_filter: tuple[str, ...]) -> None:
         self.key = key
         self.servable = servable
         self.signature = signature
         self.output_filter = output_filter
-        self.tasks: queue.SimpleQueue[_Task] = queue.SimpleQueue()
-        self.pending_rows = 0
-        self.carry: _Task | None = None
-        self.thread = threading.Thread(target=self._loop, name="batch-scheduler", daemon=True)
-
-    def _loop(self) -> None:
-        options = self.batcher.options
-        timeout = options.batch_timeout_micros / 1e6
-        while True:
-            first = self.carry
-            self.carry = None
-            if first is None:
-                try:
-                    first = self.tasks.get(timeout=_IDLE_EXIT_SECONDS)
-                except queue.Empty:
-                    if self.batcher.retire(self):
-                        return
-                    continue
-            # Wait for a free batch thread first: meanwhile more tasks queue up to join.
-            self.batcher.slots.acquire()
-            batch = [first]
-            rows = first.size
-            deadline = first.enqueued + timeout
-            while rows < options.max_batch_size:
-                remaining = deadline - time.monotonic()
-                try:
-                    task = self.tasks.get(timeout=remaining) if remaining > 0 else self.tasks.get_nowait()
-                except queue.Empty:
-                    break
-                if rows + task.size > options.max_batch_size:
-                    self.carry = task
-                    break
-                batch.append(task)
-                rows += task.size
-            with self.batcher.lock:
-                self.pending_rows -= rows
-            self.batcher.pool.submit(self._run, batch, rows)
-
-    def _run(self, batch: list[_Task], rows: int) -> None:
-        try:
-            if len(batch) == 1 and not self.batcher.options.allowed_batch_sizes:
-                self._finish_one(batch[0])
-                return
-            try:
-                outputs = self._run_merged(batch, rows)
-            except ServingError as error:
-                if error.code != Code.INVALID_ARGUMENT:
-                    raise
-                # One bad request must not fail its neighbours: retry each on its own.
-                for task in batch:
-                    self._finish_one(task)
-                return
-            start = 0
-            for task in batch:
-                task.future.set_result({k: v[start : start + task.size] for k, v in outputs.items()})
-                start += task.size
-        except BaseException as error:  # noqa: BLE001 - delivered to every waiting request
-            for task in batch:
-                if not task.future.done():
-                    task.future.set_exception(error)
-        finally:
-            self.batcher.slots.release()
-
-    def _finish_one(self, task: _Task) -> None:
-        try:
-            task.future.set_result(self.servable.run(self.signature, task.inputs, self.output_filter))
-        except BaseException as error:  # noqa: BLE001
-            task.future.set_exception(error)
-
-    def _run_merged(self, batch: list[_Task], rows: int) -> dict[str, np.ndarray]:
-        padded = rows
-        for size in self.batcher.options.allowed_batch_sizes:
-            if size >= rows:
-                padded = size
-                break
-        merged = {}
-        for name in batch[0].inputs:
-            parts = [task.inputs[name] for task in batch]
-            if padded > rows:
-                filler = parts[-1][-1:]
-                parts.append(np.repeat(filler, padded - rows, axis=0))
-            merged[name] = np.concatenate(parts, axis=0)
-        outputs = self.servable.run(self.signature, merged, self.output_filter)
-        for name, array in outputs.items():
-            if array.ndim == 0 or array.shape[0] != padded:
-                raise ServingError(
-                    Code.INTERNAL,
-                    f"Batched output {name} has shape {list(array.shape)}; expected the batch "
-                    f"size {padded} as its first dimension (the signature is not batchable)",
-                )
-        return outputs
+        self.tasks: deque[_Task] = deque()
+        self.rows = 0
 
 
 class DynamicBatcher:
@@ -198,10 +130,14 @@ class DynamicBatcher:
     def __init__(self, options: BatchingOptions) -> None:
         options.validate()
         self.options = options
-        self.lock = threading.Lock()
-        self.slots = threading.BoundedSemaphore(options.num_batch_threads)
-        self.pool = ThreadPoolExecutor(max_workers=options.num_batch_threads, thread_name_prefix="batch")
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._queues: dict[tuple, _Queue] = {}
+        self._ready: deque[_Queue] = deque()  # queues with tasks, oldest work first
+        self._active = 0  # batch threads started and not yet out of work
+        self._pool = ThreadPoolExecutor(max_workers=options.num_batch_threads, thread_name_prefix="batch")
+
+    # ---- entry points ----------------------------------------------------------------------
 
     def __call__(
         self,
@@ -222,9 +158,36 @@ class DynamicBatcher:
         inputs: Mapping[str, np.ndarray],
         output_filter: tuple[str, ...] = (),
     ) -> Future | None:
-        """Queues a call; None when it cannot be batched (run it directly instead).
+        """Queues a call from any thread; None when it cannot be batched (run it directly).
 
         Raises RESOURCE_EXHAUSTED when the queue is full."""
+        task = self._enqueue(servable, signature, inputs, output_filter, None)
+        return None if task is None else task.future
+
+    def submit_async(
+        self,
+        servable: Servable,
+        signature: Signature,
+        inputs: Mapping[str, np.ndarray],
+        output_filter: tuple[str, ...] = (),
+    ) -> "asyncio.Future[dict[str, np.ndarray]] | None":
+        """`submit` for a coroutine on the running loop: an asyncio future of the outputs."""
+        task = self._enqueue(servable, signature, inputs, output_filter, asyncio.get_running_loop())
+        return None if task is None else task.future
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ---- queueing --------------------------------------------------------------------------
+
+    def _enqueue(
+        self,
+        servable: Servable,
+        signature: Signature,
+        inputs: Mapping[str, np.ndarray],
+        output_filter: tuple[str, ...],
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> _Task | None:
         size = _batch_size(inputs)
         if size is None or size > self.options.max_batch_size or size == 0:
             return None
@@ -232,34 +195,142 @@ class DynamicBatcher:
             id(servable),
             signature.name,
             output_filter,
-            tuple((k, v.dtype.str, v.shape[1:]) for k, v in sorted(inputs.items())),
+            tuple((k, v.dtype.str, v.shape[1:]) for k, v in inputs.items()),
         )
-        task = _Task(inputs, size)
+        task = _Task(inputs, size, loop)
         limit = self.options.max_enqueued_batches * self.options.max_batch_size
-        with self.lock:
+        with self._lock:
             q = self._queues.get(key)
             if q is None:
-                q = self._queues[key] = _Queue(self, key, servable, signature, output_filter)
-                q.thread.start()
-            if q.pending_rows + size > limit:
+                q = self._queues[key] = _Queue(key, servable, signature, output_filter)
+            if q.rows + size > limit:
                 raise ServingError(
                     Code.RESOURCE_EXHAUSTED,
                     "The batch scheduling queue to which this task was submitted is full",
                 )
-            q.pending_rows += size
-            q.tasks.put(task)
-        return task.future
+            if not q.tasks:
+                self._ready.append(q)
+            q.tasks.append(task)
+            q.rows += size
+            start = self._active < self.options.num_batch_threads
+            if start:
+                self._active += 1
+            else:
+                self._arrived.notify()  # a thread waiting out batch_timeout_micros may be full now
+        if start:
+            self._pool.submit(self._work)
+        return task
 
-    def retire(self, q: _Queue) -> bool:
-        """Drops an idle queue (its servable may be gone); False if work arrived meanwhile."""
-        with self.lock:
-            if q.tasks.empty() and q.carry is None:
-                self._queues.pop(q.key, None)
-                return True
-            return False
+    def _take(self) -> tuple[_Queue, list[_Task], int] | None:
+        """The next batch (lock held): from the queue with the oldest work, up to
+        max_batch_size rows, after waiting at most batch_timeout_micros for it to fill."""
+        options = self.options
+        while self._ready:
+            q = self._ready[0]
+            if options.batch_timeout_micros > 0:
+                deadline = q.tasks[0].enqueued + options.batch_timeout_micros / 1e6
+                while q.rows < options.max_batch_size:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._arrived.wait(remaining)
+                if not q.tasks or q not in self._ready:  # another thread took them meanwhile
+                    continue
+            batch: list[_Task] = []
+            rows = 0
+            while q.tasks and rows + q.tasks[0].size <= options.max_batch_size:
+                task = q.tasks.popleft()
+                batch.append(task)
+                rows += task.size
+            q.rows -= rows
+            self._ready.remove(q)  # not always the head: other threads may have moved it
+            if q.tasks:
+                self._ready.append(q)  # the rest waits its turn behind other queues
+            elif self._queues.get(q.key) is q:
+                del self._queues[q.key]  # its servable may be unloaded: hold no reference
+            return q, batch, rows
+        return None
 
-    def shutdown(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+    def _work(self) -> None:
+        """A batch thread: runs batches until none is queued."""
+        while True:
+            with self._lock:
+                taken = self._take()
+                if taken is None:
+                    self._active -= 1
+                    return
+            q, batch, rows = taken
+            self._deliver(batch, self._run(q, batch, rows))
+
+    # ---- running ---------------------------------------------------------------------------
+
+    def _run(self, q: _Queue, batch: list[_Task], rows: int) -> list[tuple[Any, bool]]:
+        """(result, ok) for every task of the batch; never raises."""
+        if len(batch) == 1 and not self.options.allowed_batch_sizes:
+            return [self._run_one(q, batch[0])]
+        try:
+            outputs = self._run_merged(q, batch, rows)
+        except ServingError as error:
+            if error.code != Code.INVALID_ARGUMENT:
+                return [(error, False)] * len(batch)
+            # One bad request must not fail its neighbours: retry each on its own.
+            return [self._run_one(q, task) for task in batch]
+        except BaseException as error:  # noqa: BLE001 - delivered to every waiting request
+            return [(error, False)] * len(batch)
+        results = []
+        start = 0
+        for task in batch:
+            results.append(({k: v[start : start + task.size] for k, v in outputs.items()}, True))
+            start += task.size
+        return results
+
+    @staticmethod
+    def _run_one(q: _Queue, task: _Task) -> tuple[Any, bool]:
+        try:
+            return q.servable.run(q.signature, task.inputs, q.output_filter), True
+        except BaseException as error:  # noqa: BLE001
+            return error, False
+
+    def _run_merged(self, q: _Queue, batch: list[_Task], rows: int) -> dict[str, np.ndarray]:
+        padded = rows
+        for size in self.options.allowed_batch_sizes:
+            if size >= rows:
+                padded = size
+                break
+        merged = {}
+        for name in batch[0].inputs:
+            parts = [task.inputs[name] for task in batch]
+            if padded > rows:
+                filler = parts[-1][-1:]
+                parts.append(np.repeat(filler, padded - rows, axis=0))
+            merged[name] = np.concatenate(parts, axis=0)
+        outputs = q.servable.run(q.signature, merged, q.output_filter)
+        for name, array in outputs.items():
+            if array.ndim == 0 or array.shape[0] != padded:
+                raise ServingError(
+                    Code.INTERNAL,
+                    f"Batched output {name} has shape {list(array.shape)}; expected the batch "
+                    f"size {padded} as its first dimension (the signature is not batchable)",
+                )
+        return outputs
+
+    @staticmethod
+    def _deliver(batch: list[_Task], results: list[tuple[Any, bool]]) -> None:
+        """Thread callers' futures directly; each event loop's futures in one callback."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any, bool]]] = {}
+        for task, (value, ok) in zip(batch, results):
+            if task.loop is None:
+                if ok:
+                    task.future.set_result(value)
+                else:
+                    task.future.set_exception(value)
+            else:
+                by_loop.setdefault(task.loop, []).append((task.future, value, ok))
+        for loop, pairs in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, pairs)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
 
 
 def _batch_size(inputs: Mapping[str, np.ndarray]) -> int | None:

@@ -8,8 +8,8 @@ with arrays converted straight from JSON instead of TensorProtos.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -169,10 +169,11 @@ class ServingCore:
         inputs, fmt = protocol.predict_inputs_from_json(doc, signature.input_specs, signature_name)
         return PreparedPredict(servable, signature, inputs, fmt)
 
-    def submit_prepared(self, prepared: "PreparedPredict") -> Future | None:
-        """With dynamic batching, queues the call and returns its future (no thread waits on
-        it); None when the call must run via `run_prepared` instead."""
-        submit = getattr(self._runner, "submit", None)
+    def submit_prepared_async(self, prepared: "PreparedPredict") -> "asyncio.Future | None":
+        """On an event loop, with dynamic batching: queues the call and returns an asyncio
+        future of its outputs (no thread waits on it); None when the call must run via
+        `run_prepared` instead."""
+        submit = getattr(self._runner, "submit_async", None)
         if submit is None:
             return None
         return submit(prepared.servable, prepared.signature, prepared.inputs, prepared.output_filter)

@@ -2,20 +2,23 @@
 
 Uses the servicer base classes and `add_*Servicer_to_server` from tensorflow-serving-api, so
 the method names, request and response types are TF Serving's own. A ServingError becomes
-the same gRPC status code and message TF Serving sends.
+the same gRPC status code and message TF Serving sends. The server is grpc.aio, on the same
+event loop as the REST API (one thread runs both transports; signature calls run in the
+batcher's or a worker pool's threads, which release the GIL inside TensorFlow).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from concurrent import futures
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import grpc
-from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+from tensorflow_serving.apis import model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc
 
 from serving.core import ServingCore
 from serving.protocol import Code, ServingError
@@ -31,70 +34,100 @@ def grpc_code(code: Code) -> grpc.StatusCode:
     return _GRPC_CODES.get(int(code), grpc.StatusCode.UNKNOWN)
 
 
-def _call(
-    core_method: Callable[[Any], Any],
+async def _call(
+    run: Callable[[], Awaitable[Any]],
     api: str,
-    request: Any,
-    context: grpc.ServicerContext,
+    context: grpc.aio.ServicerContext,
     observe: Observer | None,
     model_name: str,
 ) -> Any:
+    """Runs one RPC; a ServingError becomes TF Serving's status code and message."""
     started = time.perf_counter()
     code = Code.OK
     try:
-        return core_method(request)
+        return await run()
     except ServingError as error:
         code = error.code
-        context.abort(grpc_code(error.code), error.message)
-    except Exception as error:  # noqa: BLE001 - report, never crash the worker
+        await context.abort(grpc_code(error.code), error.message)
+    except Exception as error:  # noqa: BLE001 - report, never crash the server
         logger.exception("unexpected error in %s", api)
         code = Code.INTERNAL
-        context.abort(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}")
+        await context.abort(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}")
     finally:
         if observe is not None and model_name:
             observe(model_name, api, code, time.perf_counter() - started)
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, core: ServingCore, observe: Observer | None = None) -> None:
+    """PredictionService on the event loop. Predict converts tensors on the loop and only its
+    signature call leaves it (the batcher's future, or a worker thread); the other calls,
+    which run the model through the proto path, run whole in a worker thread."""
+
+    def __init__(self, core: ServingCore, executor: Executor, observe: Observer | None = None) -> None:
         self._core = core
+        self._executor = executor
         self._observe = observe
 
-    def Classify(self, request, context):  # noqa: N802 - gRPC method names
-        return _call(self._core.classify, "classify", request, context, self._observe, request.model_spec.name)
+    def _in_thread(self, method: Callable[[Any], Any], request: Any) -> Callable[[], Awaitable[Any]]:
+        return lambda: asyncio.get_running_loop().run_in_executor(self._executor, method, request)
 
-    def Regress(self, request, context):  # noqa: N802
-        return _call(self._core.regress, "regress", request, context, self._observe, request.model_spec.name)
+    async def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+        prepared = self._core.prepare_predict(request)
+        future = self._core.submit_prepared_async(prepared)
+        if future is None:
+            future = asyncio.get_running_loop().run_in_executor(self._executor, self._core.run_prepared, prepared)
+        return self._core.predict_response(prepared, await future)
 
-    def Predict(self, request, context):  # noqa: N802
-        return _call(self._core.predict, "predict", request, context, self._observe, request.model_spec.name)
-
-    def MultiInference(self, request, context):  # noqa: N802
-        name = request.tasks[0].model_spec.name if request.tasks else ""
-        return _call(self._core.multi_inference, "multi_inference", request, context, self._observe, name)
-
-    def GetModelMetadata(self, request, context):  # noqa: N802
-        return _call(
-            self._core.get_model_metadata, "metadata", request, context, self._observe, request.model_spec.name
+    async def Classify(self, request, context):  # noqa: N802 - gRPC method names
+        return await _call(
+            self._in_thread(self._core.classify, request), "classify", context, self._observe, request.model_spec.name
         )
+
+    async def Regress(self, request, context):  # noqa: N802
+        return await _call(
+            self._in_thread(self._core.regress, request), "regress", context, self._observe, request.model_spec.name
+        )
+
+    async def Predict(self, request, context):  # noqa: N802
+        return await _call(lambda: self._predict(request), "predict", context, self._observe, request.model_spec.name)
+
+    async def MultiInference(self, request, context):  # noqa: N802
+        name = request.tasks[0].model_spec.name if request.tasks else ""
+        return await _call(
+            self._in_thread(self._core.multi_inference, request), "multi_inference", context, self._observe, name
+        )
+
+    async def GetModelMetadata(self, request, context):  # noqa: N802
+        async def run() -> Any:
+            return self._core.get_model_metadata(request)
+
+        return await _call(run, "metadata", context, self._observe, request.model_spec.name)
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, core: ServingCore) -> None:
+    def __init__(self, core: ServingCore, executor: Executor) -> None:
         self._core = core
+        self._executor = executor
 
-    def GetModelStatus(self, request, context):  # noqa: N802
-        return _call(self._core.get_model_status, "status", request, context, None, "")
+    async def GetModelStatus(self, request, context):  # noqa: N802
+        async def run() -> Any:
+            return self._core.get_model_status(request)
 
-    def HandleReloadConfigRequest(self, request, context):  # noqa: N802
-        return _call(self._core.reload_config, "reload_config", request, context, None, "")
+        return await _call(run, "status", context, None, "")
+
+    async def HandleReloadConfigRequest(self, request, context):  # noqa: N802
+        # Loads models: a worker thread, so other requests go on meanwhile.
+        run = lambda: asyncio.get_running_loop().run_in_executor(  # noqa: E731
+            self._executor, self._core.reload_config, request
+        )
+        return await _call(run, "reload_config", context, None, "")
 
 
 @dataclass(frozen=True)
 class GrpcOptions:
     host: str = "127.0.0.1"
     port: int = 8500
-    max_workers: int = 32
+    max_workers: int = 32  # threads for the calls that leave the event loop
     max_message_bytes: int = 2**31 - 1
     ssl_server_key: str = ""
     ssl_server_cert: str = ""
@@ -112,34 +145,36 @@ def _read_pem(value: str) -> bytes:
     return Path(value).read_bytes()
 
 
-def start_grpc_server(core: ServingCore, options: GrpcOptions, observe: Observer | None = None) -> tuple[grpc.Server, int]:
-    """Starts the gRPC server; returns it and the bound port (useful with port 0)."""
+async def start_grpc_server(
+    core: ServingCore, options: GrpcOptions, executor: Executor, observe: Observer | None = None
+) -> tuple[grpc.aio.Server, int]:
+    """Starts the gRPC server on the running event loop; returns it and the bound port (useful
+    with port 0). `executor` runs the calls that leave the loop."""
     server_options = [
         ("grpc.max_receive_message_length", options.max_message_bytes),
         ("grpc.max_send_message_length", options.max_message_bytes),
         ("grpc.so_reuseport", 1 if options.reuse_port else 0),
         *options.channel_arguments,
     ]
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=options.max_workers, thread_name_prefix="grpc"),
-        options=server_options,
-    )
+    server = grpc.aio.server(options=server_options)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(core, observe), server
+        PredictionServicer(core, executor, observe), server
     )
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core, executor), server)
     address = f"{options.host}:{options.port}"
-    if options.ssl_server_key and options.ssl_server_cert:
-        credentials = grpc.ssl_server_credentials(
-            [(_read_pem(options.ssl_server_key), _read_pem(options.ssl_server_cert))],
-            root_certificates=_read_pem(options.ssl_custom_ca) if options.ssl_custom_ca else None,
-            require_client_auth=options.ssl_client_verify,
-        )
-        port = server.add_secure_port(address, credentials)
-    else:
-        port = server.add_insecure_port(address)
+    try:
+        if options.ssl_server_key and options.ssl_server_cert:
+            credentials = grpc.ssl_server_credentials(
+                [(_read_pem(options.ssl_server_key), _read_pem(options.ssl_server_cert))],
+                root_certificates=_read_pem(options.ssl_custom_ca) if options.ssl_custom_ca else None,
+                require_client_auth=options.ssl_client_verify,
+            )
+            port = server.add_secure_port(address, credentials)
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError as error:  # grpc.aio raises where the sync server returned 0
+        raise OSError(f"could not bind the gRPC port at {address}: {error}") from None
     if port == 0:
         raise OSError(f"could not bind the gRPC port at {address}")
-    server.start()
+    await server.start()
     return server, port
-

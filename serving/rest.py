@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import time
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 from urllib.parse import unquote
@@ -154,7 +154,7 @@ class RestApi:
             label = unquote(match.group(3)) if match.group(3) is not None else None
             doc = protocol.parse_json_body(body)
             prepared = self.core.prepare_predict_json(model, version, label, doc)
-            future = self.core.submit_prepared(prepared)
+            future = self.core.submit_prepared_async(prepared)
             if future is not None:
                 outputs = await run_blocking(future)
             else:
@@ -233,21 +233,39 @@ class RestApi:
         )
 
 
+async def within_deadline(future: "asyncio.Future[Any]", timeout_seconds: float | None) -> Any:
+    """Awaits `future`; past the deadline cancels it and raises DEADLINE_EXCEEDED. A timer
+    handle instead of `asyncio.wait_for`, which costs a task and two futures per request."""
+    if timeout_seconds is None:
+        return await future
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        future.cancel()
+
+    timer = asyncio.get_running_loop().call_later(timeout_seconds, expire)
+    try:
+        return await future
+    except asyncio.CancelledError:
+        if expired:
+            raise ServingError(Code.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+        raise
+    finally:
+        timer.cancel()
+
+
 def make_run_blocking(executor: Executor, timeout_seconds: float | None) -> RunBlocking:
     """`await run_blocking(fn, *args)` runs fn in `executor`; `await run_blocking(future)` waits
-    for an already running call (the batcher's). Past the deadline: DEADLINE_EXCEEDED."""
+    for an asyncio future already running (the batcher's). Past the deadline: DEADLINE_EXCEEDED."""
 
-    async def run_blocking(function: Callable[..., Any] | Future, *args: Any) -> Any:
-        if isinstance(function, Future):
-            future = asyncio.wrap_future(function)
+    async def run_blocking(function: Callable[..., Any] | asyncio.Future, *args: Any) -> Any:
+        if isinstance(function, asyncio.Future):
+            future = function
         else:
             future = asyncio.get_running_loop().run_in_executor(executor, function, *args)
-        if timeout_seconds is None:
-            return await future
-        try:
-            return await asyncio.wait_for(future, timeout_seconds)
-        except asyncio.TimeoutError:
-            raise ServingError(Code.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+        return await within_deadline(future, timeout_seconds)
 
     return run_blocking
 

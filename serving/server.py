@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=max(4, 2 * (os.cpu_count() or 1)),
         help="threads running REST signature calls (JSON work stays on the event loop)",
     )
-    add("--grpc_workers", type=int, default=32, help="threads running gRPC requests")
+    add("--grpc_workers", type=int, default=32, help="threads for the gRPC calls that leave the event loop")
     flag("pick_unused_ports", False, "bind both ports to free ports chosen by the OS")
     add(
         "--num_server_processes",
@@ -287,10 +287,13 @@ def run(args: argparse.Namespace) -> int:
         reuse_port=worker,
     )
     executor = ThreadPoolExecutor(max_workers=args.rest_api_workers, thread_name_prefix="worker")
+    grpc_executor = ThreadPoolExecutor(max_workers=args.grpc_workers, thread_name_prefix="grpc")
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        grpc_server, grpc_port = start_grpc_server(core, grpc_options, grpc_observe)
+        grpc_server, grpc_port = loop.run_until_complete(
+            start_grpc_server(core, grpc_options, grpc_executor, grpc_observe)
+        )
     except (OSError, RuntimeError) as error:
         print(f"error: cannot serve gRPC on {args.host}:{grpc_options.port}: {error}", file=sys.stderr)
         store.stop()
@@ -337,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
             loop.run_until_complete(site.start())
         except OSError as error:
             print(f"error: cannot serve REST on {args.host}:{args.rest_api_port}: {error}", file=sys.stderr)
-            grpc_server.stop(None)
+            loop.run_until_complete(grpc_server.stop(None))
             store.stop()
             return 1
         rest_port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - aiohttp has no public getter
@@ -356,11 +359,12 @@ def run(args: argparse.Namespace) -> int:
     config_watch_stop.set()
     if runner_web is not None:
         loop.run_until_complete(runner_web.cleanup())
-    grpc_server.stop(grace=2).wait(5)
+    loop.run_until_complete(grpc_server.stop(grace=2))
     store.stop()
     if batcher is not None:
         batcher.shutdown()
     executor.shutdown(wait=False, cancel_futures=True)
+    grpc_executor.shutdown(wait=False, cancel_futures=True)
     loop.close()
     logger.info("stopped")
     return 0

@@ -127,10 +127,11 @@ def test_large_grpc_messages_are_allowed_by_default(half_plus_two_server):
         assert len(response.outputs["y"].float_val) == 2_000_000
 
 
-def test_rest_deadline_gives_504(serve, slow_model_dir):
+@pytest.mark.parametrize("batching", [[], ["--enable_batching"]], ids=["direct", "batching"])
+def test_rest_deadline_gives_504(serve, slow_model_dir, batching):
     import time
 
-    args = ["--rest_api_timeout_in_ms=300", "--rest_api_workers=1"]
+    args = ["--rest_api_timeout_in_ms=300", "--rest_api_workers=1", *batching]
     with serve(slow_model_dir, model_name="slow_model", args=args) as server:
         status, raw = raw_post(server, "/v1/models/slow_model:predict", b'{"instances": [30000]}')
         assert (status, json.loads(raw)) == (504, {"error": "Deadline Exceeded"})

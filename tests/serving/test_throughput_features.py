@@ -101,6 +101,48 @@ def test_batches_are_padded_to_allowed_sizes():
     assert all(size in (2, 4) for size in servable.calls), servable.calls
 
 
+def test_event_loop_callers_are_batched_and_resolved_on_their_loop():
+    import asyncio
+
+    batcher = DynamicBatcher(BatchingOptions(max_batch_size=8, batch_timeout_micros=200_000, num_batch_threads=1))
+    servable = FakeServable()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        futures = [batcher.submit_async(servable, SIGNATURE, {"x": np.array([float(v)], np.float32)}) for v in range(6)]
+        futures.append(batcher.submit_async(servable, SIGNATURE, {"x": np.array([-1.0], np.float32)}))
+        assert all(isinstance(f, asyncio.Future) and f.get_loop() is loop for f in futures)
+        return await asyncio.gather(*futures, return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert [r["y"].tolist() for r in results[:6]] == [[2.0 * v] for v in range(6)]
+    assert isinstance(results[6], ServingError) and results[6].message == "negative input"
+    assert servable.calls[0] == 7, servable.calls  # one merged call, then the retries one by one
+
+
+def test_a_cancelled_loop_caller_does_not_disturb_the_rest_of_its_batch():
+    import asyncio
+
+    gate = threading.Event()
+    batcher = DynamicBatcher(BatchingOptions(max_batch_size=8, num_batch_threads=1))
+    servable = FakeServable(gate)
+
+    async def main():
+        first = batcher.submit_async(servable, SIGNATURE, {"x": np.array([1.0], np.float32)})
+        while not servable.calls:  # the first batch runs (held at the gate)
+            await asyncio.sleep(0.01)
+        queued = [batcher.submit_async(servable, SIGNATURE, {"x": np.array([float(v)], np.float32)}) for v in (2, 3, 4)]
+        queued[1].cancel()  # e.g. its request passed the deadline
+        gate.set()
+        done = await asyncio.gather(first, queued[0], queued[2])
+        return [d["y"].tolist() for d in done], queued[1].cancelled()
+
+    values, cancelled = asyncio.run(main())
+    assert values == [[2.0], [4.0], [8.0]]
+    assert cancelled
+    assert servable.calls == [1, 3]
+
+
 def test_batching_parameters_file_format():
     params = text_format.Parse(
         """
