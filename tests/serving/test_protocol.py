@@ -52,6 +52,79 @@ def test_float_arrays_format_like_single_values():
     assert body == b'{"outputs": [0.30000000000000004]}'
 
 
+# Values around the edges of %g, with TF Serving's text for each.
+TRICKY_FLOAT32 = [
+    (float(np.finfo(np.float32).max), "3.40282347e+38"),
+    (float(np.finfo(np.float32).tiny), "1.17549435e-38"),  # smallest normal
+    (float(np.float32(1.4e-45)), "1.4013e-45"),  # smallest subnormal: %g round-trips
+    (16777216.0, "16777216.0"),  # %g does not round-trip; full precision still gets ".0"
+    (1234567.0, "1234567.0"),
+    (100000.0, "100000.0"),
+    (1e6, "1e+06"),
+    (-0.0, "-0.0"),
+    (float(np.float32(1 / 3)), "0.333333343"),
+    (float(np.float32(2.5e-7)), "2.5e-07"),
+    (float("nan"), "NaN"),
+    (float("inf"), "Infinity"),
+    (float("-inf"), "-Infinity"),
+]
+TRICKY_FLOAT64 = [
+    (0.1 + 0.2, "0.30000000000000004"),
+    (1 / 3, "0.33333333333333331"),
+    (2.0**60, "1.152921504606847e+18"),
+    (5e-324, "4.94066e-324"),  # smallest subnormal double
+    (1e300, "1e+300"),
+    (1234567.0, "1234567.0"),
+    (-0.0, "-0.0"),
+    (float("nan"), "NaN"),
+]
+
+
+@pytest.mark.parametrize(
+    "dtype, cases", [(np.float32, TRICKY_FLOAT32), (np.float64, TRICKY_FLOAT64)]
+)
+@pytest.mark.parametrize("repeat", [1, 20])  # a few values, and enough for the numpy check
+def test_tricky_floats_format_the_same_alone_and_in_arrays(dtype, cases, repeat):
+    texts = [text for _, text in cases]
+    body = protocol.predict_response_json(
+        {"y": np.array([value for value, _ in cases] * repeat, dtype)}, RequestFormat.COLUMNAR
+    )
+    assert body == ('{"outputs": [' + ", ".join(texts * repeat) + "]}").encode()
+    double = dtype is np.float64
+    assert [protocol.format_float(value, double) for value, _ in cases] == texts
+
+
+def test_float_results_check_the_round_trip_in_float32_but_write_the_double():
+    # 0.123456789012 is no float32: %g's 0.123457 is a different float32 than it, so TF writes
+    # 9 digits of the double itself, not of its float32 (0.123456791).
+    assert protocol.format_float(0.123456789012) == "0.123456789"
+    # And 0.100000003 is the float32 of 0.1, so %g's 0.1 round-trips: alone or among many.
+    assert protocol.format_float(0.100000003) == "0.1"
+    many = [0.100000003, 0.123456789012] * 100
+    texts = b", ".join([b"0.1", b"0.123456789"] * 100)
+    assert protocol.regress_response_json(many) == b'{"results": [' + texts + b"]}"
+    third = float(np.float32(1 / 3))
+    assert protocol.regress_response_json([0.1, 16777216.0, third, 0.123456789012]) == (
+        b'{"results": [0.1, 16777216.0, 0.333333343, 0.123456789]}'
+    )
+    assert protocol.classify_response_json([[("a", third), ("b", 1.0)], [("c", float("nan"))]]) == (
+        b'{"results": [[["a", 0.333333343], ["b", 1.0]], [["c", NaN]]]}'
+    )
+
+
+def test_image_like_nests_convert_exactly():
+    pixels = np.arange(2 * 4 * 5 * 3).reshape(2, 4, 5, 3) % 256  # ints in short channel lists
+    inputs, _ = protocol.predict_inputs_from_json({"instances": pixels.tolist()}, FLOAT, "")
+    assert inputs["x"].dtype == np.float32 and inputs["x"].shape == (2, 4, 5, 3)
+    assert (inputs["x"] == pixels).all()
+    gray = np.arange(64).reshape(1, 8, 8, 1) / 16  # floats, one-wide innermost lists
+    inputs, _ = protocol.predict_inputs_from_json({"inputs": gray.tolist()}, FLOAT, "")
+    assert inputs["x"].dtype == np.float32 and (inputs["x"] == gray).all()
+    doubles = {"x": InputSpec(types_pb2.DT_DOUBLE)}
+    inputs, _ = protocol.predict_inputs_from_json({"inputs": gray.tolist()}, doubles, "")
+    assert inputs["x"].dtype == np.float64 and (inputs["x"] == gray).all()
+
+
 def test_parse_accepts_nan_and_infinity_tokens():
     doc = protocol.parse_json_body(b'{"instances": [NaN, Infinity, -Infinity, 1e3]}')
     values = doc["instances"]
@@ -133,6 +206,14 @@ def test_columnar_format_named_inputs_may_differ_in_batch():
         ({"instances": [16777217]}, FLOAT, "Cannot convert JSON value: 16777217 to float without loss"),
         ({"instances": [1.0, 1e39]}, FLOAT, "Cannot convert JSON value: 1e+39 to float without loss"),
         ({"instances": [True]}, FLOAT, "JSON Value: true Type: True is not of expected type: float"),
+        # Nests that look dense from their first elements but are not.
+        ({"inputs": [[1, 2], [3], [4, 5, 6]]}, FLOAT, "unexpected size: 1 at level: 1 expected size: 2"),
+        ({"inputs": [[[1.0], "a"]]}, FLOAT, 'JSON Value: "a" found at incorrect level: 3'),
+        ({"inputs": [[[1.0], {"k": 1}]]}, FLOAT, 'JSON Value: {"k":1} found at incorrect level: 3'),
+        ({"inputs": [[1.0], 2.0]}, FLOAT, "JSON Value: 2.0 found at incorrect level: 2"),
+        ({"inputs": [[1.0], [[2.0]]]}, FLOAT, "Encountered list at unexpected level: 2 expected < 2"),
+        ({"inputs": [[[1.0]], [[1e39]]]}, FLOAT, "Cannot convert JSON value: 1e+39 to float without loss"),
+        ({"inputs": [[[True], [False]]]}, FLOAT, "JSON Value: true Type: True is not of expected type: float"),
         ({"instances": [2**40]}, {"x": InputSpec(types_pb2.DT_INT32)}, "is not of expected type: int32"),
         ({"instances": [{"a": 1}]}, {"a": InputSpec(types_pb2.DT_FLOAT), "b": InputSpec(types_pb2.DT_FLOAT)}, "keys must be equal to: a,b"),
         ({"inputs": {"a": 1}}, {"a": InputSpec(types_pb2.DT_FLOAT), "b": InputSpec(types_pb2.DT_FLOAT)}, "Missing named input: b in 'inputs' object."),
