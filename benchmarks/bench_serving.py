@@ -13,6 +13,8 @@ Fairness and noise:
   * The load generator is a separate process that imports no TensorFlow: requests are
     serialized once up front (HTTP bytes, PredictRequest bytes) and sent over asyncio
     keep-alive sockets and gRPC futures, so it measures the servers, not a client library.
+    Each concurrent client has its own connection (REST socket, gRPC channel), as separate
+    client processes would, so `-2proc` servers get the load spread over both processes.
   * All servers run side by side and every measurement is cut into `--rounds` slices that
     are interleaved (floor, ours, ours+batching, naive, floor, ...), so a burst of other work on
     the machine hits every contender alike; latencies pool the slices, throughputs are the
@@ -49,13 +51,16 @@ CONCURRENCY = (1, 4, 16)
 # "-2proc": the same server with --num_server_processes=2 (two processes sharing both ports).
 VARIANTS = ("ours", "ours+batching", "ours-2proc", "ours+batching-2proc", "naive")
 MODEL_NAME = "bench"
-# TF Serving's CPU advice: one batch thread per core and no timeout, so batches form from what
-# queues up while the threads are busy and concurrency 1 pays nothing for batching.
+# No timeout, so batches form from what queues up while the batch thread is busy and
+# concurrency 1 pays nothing for batching. One batch thread, not TF Serving's one per core: the
+# event loop thread (both transports, request conversion) keeps one of this machine's two cores
+# busy, and a second batch thread only splits the queue into smaller batches that contend for
+# the GIL (measured: REST c=16 +15%, gRPC +15-20% with one thread; docs/serving-benchmark.md).
 BATCHING_PARAMETERS = """\
 max_batch_size { value: 64 }
 batch_timeout_micros { value: 0 }
 max_enqueued_batches { value: 1000 }
-num_batch_threads { value: 2 }
+num_batch_threads { value: 1 }
 """
 # Runs `python -m serving.server` with a cProfile profiler in every Python thread; the merged
 # stats go to the file named by the first argument when the server exits (SIGTERM).
@@ -149,7 +154,22 @@ def _run_rest(test: dict[str, Any], request: bytes, duration: float) -> tuple[li
     return latencies, errors
 
 
-_CHANNELS: dict[str, Any] = {}
+_CHANNELS: dict[tuple[str, int], Any] = {}
+
+
+def _predict_call(target: str, client: int) -> Any:
+    """Client number `client`'s Predict call on its own channel: each concurrent client has its
+    own connection, as separate client processes would (and as the REST workers do), so
+    SO_REUSEPORT can spread them over server processes."""
+    import grpc
+
+    if (target, client) not in _CHANNELS:
+        channel = grpc.insecure_channel(target, options=[("grpc.max_send_message_length", -1),
+                                                         ("grpc.max_receive_message_length", -1),
+                                                         ("grpc.use_local_subchannel_pool", 1)])
+        # Pre-serialized bytes in, raw bytes out: no protobuf work in the load generator.
+        _CHANNELS[target, client] = channel.unary_unary("/tensorflow.serving.PredictionService/Predict")
+    return _CHANNELS[target, client]
 
 
 def _run_grpc(test: dict[str, Any], payload: bytes, duration: float) -> tuple[list[float], list[str]]:
@@ -157,13 +177,7 @@ def _run_grpc(test: dict[str, Any], payload: bytes, duration: float) -> tuple[li
 
     import grpc
 
-    target = test["target"]
-    if target not in _CHANNELS:
-        channel = grpc.insecure_channel(target, options=[("grpc.max_send_message_length", -1),
-                                                         ("grpc.max_receive_message_length", -1)])
-        # Pre-serialized bytes in, raw bytes out: no protobuf work in the load generator.
-        _CHANNELS[target] = channel.unary_unary("/tensorflow.serving.PredictionService/Predict")
-    call = _CHANNELS[target]
+    calls = [_predict_call(test["target"], client) for client in range(test["concurrency"])]
     latencies: list[float] = []
     errors: list[str] = []
     stop_at = time.perf_counter() + duration
@@ -171,7 +185,7 @@ def _run_grpc(test: dict[str, Any], payload: bytes, duration: float) -> tuple[li
         while time.perf_counter() < stop_at:
             began = time.perf_counter()
             try:
-                call(payload, timeout=30)
+                calls[0](payload, timeout=30)
                 latencies.append(time.perf_counter() - began)
             except grpc.RpcError as err:
                 errors.append(f"{err.code().name}: {err.details()}")
@@ -180,27 +194,27 @@ def _run_grpc(test: dict[str, Any], payload: bytes, duration: float) -> tuple[li
     lock = threading.Lock()
     in_flight = [test["concurrency"]]
 
-    def launch() -> None:
+    def launch(call: Any) -> None:
         began = time.perf_counter()
         future = call.future(payload, timeout=30)
-        future.add_done_callback(lambda f: finished(f, began))
+        future.add_done_callback(lambda f: finished(call, f, began))
 
-    def finished(future: Any, began: float) -> None:
+    def finished(call: Any, future: Any, began: float) -> None:
         error = future.exception()
         if error is None:
             latencies.append(time.perf_counter() - began)
         else:
             errors.append(f"{error.code().name}: {error.details()}")
         if time.perf_counter() < stop_at:
-            launch()
+            launch(call)
             return
         with lock:
             in_flight[0] -= 1
             if in_flight[0] == 0:
                 done.set()
 
-    for _ in range(test["concurrency"]):
-        launch()
+    for call in calls:
+        launch(call)
     done.wait(duration + 60)
     return latencies, errors
 
@@ -516,24 +530,28 @@ def noop_server_main(kind: str, port: int) -> int:
         app.router.add_route("*", "/{tail:.*}", handler)
         web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
         return 0
-    from concurrent import futures
-
     import grpc
 
-    handler = grpc.method_handlers_generic_handler(
-        "tensorflow.serving.PredictionService",
-        {"Predict": grpc.unary_unary_rpc_method_handler(lambda request, context: answer)})
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
-    server.add_generic_rpc_handlers((handler,))
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    server.start()
-    signal.signal(signal.SIGTERM, lambda *_: server.stop(0))
-    server.wait_for_termination()
+    async def predict(request: bytes, context: Any) -> bytes:
+        return answer
+
+    async def serve() -> None:
+        server = grpc.aio.server()  # the server serving.grpc_server runs
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "tensorflow.serving.PredictionService", {"Predict": grpc.unary_unary_rpc_method_handler(predict)}),))
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        await server.stop(0)
+
+    asyncio.run(serve())
     return 0
 
 
 def transport_ceilings(work: Path, duration: float) -> str:
-    """Latency and throughput of no-op REST (aiohttp) and gRPC (grpcio) servers on this machine."""
+    """Latency and throughput of no-op REST (aiohttp) and gRPC (grpc.aio) servers on this machine."""
     work.mkdir(parents=True, exist_ok=True)
     body = b'{"instances": [[1.0]]}'
     rest_payload, grpc_payload = work / "noop_rest.bin", work / "noop_grpc.bin"
@@ -559,7 +577,7 @@ def transport_ceilings(work: Path, duration: float) -> str:
                 process.terminate()
                 process.wait(20)
             one, sixteen = results
-            lines.append(f"| {'aiohttp (REST)' if kind == 'rest' else 'grpcio sync server (gRPC)'} | "
+            lines.append(f"| {'aiohttp (REST)' if kind == 'rest' else 'grpc.aio server (gRPC)'} | "
                          f"{_percentiles(one['latencies'])['p50']:.3f} | {len(one['latencies']) / duration:.0f} | "
                          f"{len(sixteen['latencies']) / duration:.0f} | {sixteen['cpu'] * 100:.0f}% |")
     finally:
