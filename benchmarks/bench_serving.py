@@ -21,6 +21,7 @@ Fairness and noise:
     median of the slices.
 
     .venv/bin/python benchmarks/bench_serving.py [--pushed-model DIR] [--duration 2] [--rounds 4]
+        [--batch-timeout-micros 1000]
     .venv/bin/python benchmarks/bench_serving.py --profile rest   # cProfile of the server instead
     .venv/bin/python benchmarks/bench_serving.py --transport-ceilings  # no-op REST / gRPC servers
 """
@@ -51,17 +52,19 @@ CONCURRENCY = (1, 4, 16)
 # "-2proc": the same server with --num_server_processes=2 (two processes sharing both ports).
 VARIANTS = ("ours", "ours+batching", "ours-2proc", "ours+batching-2proc", "naive")
 MODEL_NAME = "bench"
-# No timeout, so batches form from what queues up while the batch thread is busy and
-# concurrency 1 pays nothing for batching. One batch thread, not TF Serving's one per core: the
-# event loop thread (both transports, request conversion) keeps one of this machine's two cores
-# busy, and a second batch thread only splits the queue into smaller batches that contend for
-# the GIL (measured: REST c=16 +15%, gRPC +15-20% with one thread; docs/serving-benchmark.md).
-BATCHING_PARAMETERS = """\
-max_batch_size { value: 64 }
-batch_timeout_micros { value: 0 }
-max_enqueued_batches { value: 1000 }
-num_batch_threads { value: 1 }
-"""
+
+
+def batching_parameters(timeout_micros: int) -> str:
+    """The batching file of the `+batching` servers. One batch thread, not TF Serving's one per
+    core: the event loop thread (both transports, request conversion) keeps one of this
+    machine's two cores busy, and a second batch thread only splits the queue into smaller
+    batches that contend for the GIL (measured on digits at c=16: REST and gRPC +15% with one
+    thread; docs/serving-benchmark.md). `timeout_micros` 0 forms batches from what queues up
+    while the thread is busy; more waits that long after the oldest request for a batch to fill."""
+    return (f"max_batch_size {{ value: 64 }}\nbatch_timeout_micros {{ value: {timeout_micros} }}\n"
+            "max_enqueued_batches { value: 1000 }\nnum_batch_threads { value: 1 }\n")
+
+
 # Runs `python -m serving.server` with a cProfile profiler in every Python thread; the merged
 # stats go to the file named by the first argument when the server exits (SIGTERM).
 PROFILE_WRAPPER = r"""
@@ -439,14 +442,14 @@ def plan_tests(variant: str, ports: tuple[int, int], payloads: dict[str, str]) -
 
 
 def bench_model(label: str, version_dir: Path, work: Path, duration: float, rounds: int,
-                variants: list[str], loadgen: LoadGenerator) -> dict[str, Any]:
+                variants: list[str], loadgen: LoadGenerator, batch_timeout_micros: int) -> dict[str, Any]:
     base = work / MODEL_NAME
     base.mkdir(parents=True)
     os.symlink(version_dir.resolve(), base / "1")
     floor = Floor(version_dir)
     payloads, arrays = write_payloads(work, floor)
     batching_file = work / "batching.pbtxt"
-    batching_file.write_text(BATCHING_PARAMETERS)
+    batching_file.write_text(batching_parameters(batch_timeout_micros))
     slice_s = duration / rounds
     with contextlib.ExitStack() as stack:
         tests = []
@@ -482,7 +485,8 @@ def bench_model(label: str, version_dir: Path, work: Path, duration: float, roun
             "rounds": rounds, "duration": duration}
 
 
-def profile_server(version_dir: Path, work: Path, duration: float, protocol: str, batching: bool) -> str:
+def profile_server(version_dir: Path, work: Path, duration: float, protocol: str, batching: bool,
+                   batch_timeout_micros: int) -> str:
     """Where the server's time goes at concurrency 16: cProfile in every server thread."""
     import pstats
 
@@ -490,7 +494,7 @@ def profile_server(version_dir: Path, work: Path, duration: float, protocol: str
     base.mkdir(parents=True)
     os.symlink(version_dir.resolve(), base / "1")
     payloads, _ = write_payloads(work, Floor(version_dir))
-    (work / "batching.pbtxt").write_text(BATCHING_PARAMETERS)
+    (work / "batching.pbtxt").write_text(batching_parameters(batch_timeout_micros))
     ports = (_free_port(), _free_port())
     stats_path = work / "server.prof"
     variant = "ours+batching" if batching else "ours"
@@ -613,7 +617,8 @@ def format_report(result: dict[str, Any]) -> str:
                          f"{lat64['p99']:.3f} | {thr[0]['throughput']:.0f} | {thr[1]['throughput']:.0f} | "
                          f"{thr[2]['throughput']:.0f} | {errors} |")
     lines += ["", "Latency in ms at concurrency 1 (p50/p99); throughput in 1-row requests/s (median of "
-              f"{result['rounds']} interleaved slices); floor's req/s = 1000 / p50.", ""]
+              f"{result['rounds']} interleaved slices); floor's req/s = 1000 / p50; +batching servers: "
+              f"batch_timeout_micros {result.get('batch_timeout_micros', 0)}, 1 batch thread, max 64 rows.", ""]
     runs_by = result["runs"]
     f50 = floor[1]["p50"]
     checks = []
@@ -664,11 +669,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-batching", action="store_true", help="with --profile: enable batching")
     parser.add_argument("--transport-ceilings", action="store_true",
                         help="instead of the table: what no-op REST and gRPC servers manage on this machine")
+    parser.add_argument("--batch-timeout-micros", type=int, default=0,
+                        help="batch_timeout_micros of the +batching servers (default 0)")
     parser.add_argument("--json", type=Path, help="also write the summarised results here")
     args = parser.parse_args(argv)
     variants = args.variants.split(",")
-    if not set(variants) <= set(VARIANTS) or args.rounds < 1 or args.duration <= 0:
-        parser.error(f"--variants must be among {VARIANTS}, --rounds >= 1, --duration > 0")
+    if (not set(variants) <= set(VARIANTS) or args.rounds < 1 or args.duration <= 0
+            or args.batch_timeout_micros < 0):
+        parser.error(f"--variants must be among {VARIANTS}, --rounds >= 1, --duration > 0, "
+                     f"--batch-timeout-micros >= 0; got {args.variants!r}, {args.rounds}, {args.duration}, "
+                     f"{args.batch_timeout_micros}")
     started = time.monotonic()
     load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
@@ -703,13 +713,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             label, version_dir = models[0]
             print(f"[{label}]")
-            print(profile_server(version_dir, work / "profile", args.duration, args.profile, args.profile_batching))
+            print(profile_server(version_dir, work / "profile", args.duration, args.profile, args.profile_batching,
+                                 args.batch_timeout_micros))
             return 0
         loadgen = LoadGenerator()
         try:
             for index, (label, version_dir) in enumerate(models):
                 result = bench_model(label, version_dir, work / f"m{index}", args.duration, args.rounds, variants,
-                                     loadgen)
+                                     loadgen, args.batch_timeout_micros)
+                result["batch_timeout_micros"] = args.batch_timeout_micros
                 results.append(result)
                 print(format_report(result) + "\n", flush=True)
         finally:
