@@ -52,6 +52,8 @@ CONCURRENCY = (1, 4, 16)
 # "-2proc": the same server with --num_server_processes=2 (two processes sharing both ports).
 VARIANTS = ("ours", "ours+batching", "ours-2proc", "ours+batching-2proc", "naive")
 MODEL_NAME = "bench"
+BATCH_THREADS = 1
+MAX_BATCH_ROWS = 64
 
 
 def batching_parameters(timeout_micros: int) -> str:
@@ -61,8 +63,9 @@ def batching_parameters(timeout_micros: int) -> str:
     batches that contend for the GIL (measured on digits at c=16: REST and gRPC +15% with one
     thread; docs/serving-benchmark.md). `timeout_micros` 0 forms batches from what queues up
     while the thread is busy; more waits that long after the oldest request for a batch to fill."""
-    return (f"max_batch_size {{ value: 64 }}\nbatch_timeout_micros {{ value: {timeout_micros} }}\n"
-            "max_enqueued_batches { value: 1000 }\nnum_batch_threads { value: 1 }\n")
+    return (f"max_batch_size {{ value: {MAX_BATCH_ROWS} }}\n"
+            f"batch_timeout_micros {{ value: {timeout_micros} }}\n"
+            f"max_enqueued_batches {{ value: 1000 }}\nnum_batch_threads {{ value: {BATCH_THREADS} }}\n")
 
 
 # Runs `python -m serving.server` with a cProfile profiler in every Python thread; the merged
@@ -482,7 +485,7 @@ def bench_model(label: str, version_dir: Path, work: Path, duration: float, roun
             **_percentiles(latencies)})
     floor_result = {rows: {**_percentiles(lat), "count": len(lat)} for rows, lat in floor_latencies.items()}
     return {"label": label, "shape": floor.shape, "floor": floor_result, "runs": runs,
-            "rounds": rounds, "duration": duration}
+            "rounds": rounds, "duration": duration, "batch_timeout_micros": batch_timeout_micros}
 
 
 def profile_server(version_dir: Path, work: Path, duration: float, protocol: str, batching: bool,
@@ -618,7 +621,8 @@ def format_report(result: dict[str, Any]) -> str:
                          f"{thr[2]['throughput']:.0f} | {errors} |")
     lines += ["", "Latency in ms at concurrency 1 (p50/p99); throughput in 1-row requests/s (median of "
               f"{result['rounds']} interleaved slices); floor's req/s = 1000 / p50; +batching servers: "
-              f"batch_timeout_micros {result.get('batch_timeout_micros', 0)}, 1 batch thread, max 64 rows.", ""]
+              f"batch_timeout_micros {result['batch_timeout_micros']}, {BATCH_THREADS} batch thread(s), "
+              f"max {MAX_BATCH_ROWS} rows.", ""]
     runs_by = result["runs"]
     f50 = floor[1]["p50"]
     checks = []
@@ -721,7 +725,6 @@ def main(argv: list[str] | None = None) -> int:
             for index, (label, version_dir) in enumerate(models):
                 result = bench_model(label, version_dir, work / f"m{index}", args.duration, args.rounds, variants,
                                      loadgen, args.batch_timeout_micros)
-                result["batch_timeout_micros"] = args.batch_timeout_micros
                 results.append(result)
                 print(format_report(result) + "\n", flush=True)
         finally:
