@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 import tensorflow as tf
 import tf_keras as keras
 
-from components.trainer import features, signatures
+from components.trainer import features, progress, signatures
 from components.trainer.settings import IMAGE_TASK, TrainerSettings
 
 logger = logging.getLogger(__name__)
@@ -176,6 +176,9 @@ def fit_best(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset, s
                 checkpoint, monitor=monitor, mode="max", save_best_only=True, save_weights_only=True
             ),
             keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=settings.patience),
+            # Per-epoch scalars under the ModelRun artifact: the run report draws its curves from them.
+            keras.callbacks.TensorBoard(log_dir=work_dir, write_graph=False, update_freq="epoch", profile_batch=0),
+            progress.epoch_callback(),
         ],
     )
     model.load_weights(checkpoint).expect_partial()
