@@ -1,4 +1,4 @@
-"""The TFMA EvalConfig of the Evaluator: accuracy floor, no-regression vs baseline, per-class slices."""
+"""The TFMA EvalConfig of the Evaluator: accuracy floor, no-regression vs baseline, per-class slices, confusion matrix."""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ def make_eval_config(*, accuracy_lower_bound: float, max_accuracy_drop: float, l
             tfma.MetricsSpec(
                 metrics=[
                     tfma.MetricConfig(class_name="ExampleCount"),
+                    # Reported, not gated: the run report draws it (argmax, threshold 0).
+                    tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
                     # Thresholds on the overall slice only: per-class slices are reported, not gated.
                     tfma.MetricConfig(
                         class_name="SparseCategoricalAccuracy",
