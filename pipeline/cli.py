@@ -1,4 +1,4 @@
-"""`python -m pipeline run ...`: validate inputs, run the pipeline with progress lines, summarize."""
+"""`python -m pipeline run ...`: validate inputs, run the pipeline with progress lines, summarize, report."""
 
 from __future__ import annotations
 
@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "real TF Serving works); by default a server is started on the serving dir for the check")
     run.add_argument("--no-live-check", action="store_true", help="do not check the pushed version on a live endpoint")
     run.add_argument("-v", "--verbose", action="store_true", help="show TF/TFX/Beam logs")
+    from pipeline.report import command as report_command
+
+    report_command.add_parser(commands)
     return parser
 
 
@@ -212,10 +215,14 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout, infra_val
     if not args.no_live_check and not args.endpoint:
         server = start_live_server(config)
     try:
-        return _run_and_check(args, config, tracker, server, infra_validator, started, out)
+        status = _run_and_check(args, config, tracker, server, infra_validator, started, out)
     finally:
         if server is not None:
             server.stop()
+    from pipeline.report import command as report_command
+
+    report_command.report_after_run(config.pipeline_root, out)
+    return status
 
 
 def _run_and_check(
@@ -228,12 +235,13 @@ def _run_and_check(
     out: TextIO,
 ) -> int:
     """Runs the pipeline, prints the summary, then the live check on `server` or `--endpoint`."""
-    from pipeline import runners, summary as run_summary
+    from pipeline import progress, runners, summary as run_summary
 
     try:
         pipeline = runners.build(config, beam_pipeline_args=args.beam_arg, infra_validator=infra_validator)
         tracker.total = len(pipeline.components)
-        runners.run_pipeline(pipeline, runner=args.runner)
+        with progress.live(tracker, out):
+            runners.run_pipeline(pipeline, runner=args.runner)
     except Exception as exc:  # any component failure ends the run with one clear message
         failed = ", ".join(tracker.running()) or "the pipeline"
         logger.debug("run failed", exc_info=True)
@@ -263,6 +271,9 @@ def _run_and_check(
         endpoints = endpoints_from_arg(args.endpoint)
     report = live_check(result, config, endpoints)
     print(report.summary(), file=out, flush=True)
+    from pipeline.report import command as report_command
+
+    report_command.save_live_check(config.pipeline_root, report)
     if not report.ok:
         print(f"error: version {result.pushed_version} was pushed but the live check failed", file=sys.stderr)
         return EXIT_FAILED
@@ -273,4 +284,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return run_command(args)
+    if args.command == "report":
+        from pipeline.report import command as report_command, mlmd
+
+        try:
+            report_command.report_command(args)
+        except mlmd.ReportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return EXIT_OK
     return EXIT_FAILED
