@@ -287,6 +287,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "report":
         from pipeline.report import command as report_command, mlmd
 
+        _quiet_environment(args.verbose)
+        logging.getLogger("tensorflow").setLevel(logging.INFO if args.verbose else logging.ERROR)
         try:
             report_command.report_command(args)
         except mlmd.ReportError as exc:

@@ -25,20 +25,12 @@ def add_parser(commands) -> argparse.ArgumentParser:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--run", action="append", metavar="RUN_ID", help="only this run (repeatable; ids are in the index)")
     which.add_argument("--latest", action="store_true", help="only the latest run")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show TF logs")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show TF logs and warnings")
     return parser
-
-
-def _quiet(verbose: bool) -> None:
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    if not verbose:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-        logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def report_command(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> list[str]:
     """Writes the chosen reports and the index and prints their paths; raises ReportError for a bad root or run."""
-    _quiet(args.verbose)
     if not os.path.isdir(args.pipeline_root):
         raise mlmd.ReportError(
             f"pipeline root {args.pipeline_root!r} is not a directory: expected the --pipeline-root of an earlier run"

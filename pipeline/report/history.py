@@ -37,7 +37,8 @@ def scalars(path: str) -> Iterable[tuple[str, int, float]]:
     """(tag, step, value) of every scalar summary in one event file."""
     import tensorflow as tf
 
-    for event in tf.compat.v1.train.summary_iterator(path):
+    for record in tf.data.TFRecordDataset(path):
+        event = tf.compat.v1.Event.FromString(record.numpy())
         for value in event.summary.value:
             kind = value.WhichOneof("value")
             if kind == "simple_value":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from html import escape, unescape
 from typing import Optional, Sequence
 
@@ -99,6 +100,8 @@ def story(report: RunReport) -> list[str]:
     if cached:
         lines.append(f"{len(ran)} component(s) ran; {len(cached)} reused their earlier outputs from ML Metadata's cache "
                      f"({', '.join(cached)}).")
+    elif ran:
+        lines.append(f"All {len(ran)} components ran (nothing came from the cache).")
     data = report.data
     if data and data.split_counts:
         counts = ", ".join(f"{n} {split}" for split, n in data.split_counts.items())
@@ -131,8 +134,11 @@ def story(report: RunReport) -> list[str]:
                          f"{len(infra.requests)} request(s).")
         else:
             lines.append(f"Infra validation FAILED: {infra.failure_reason or 'no reason recorded'}.")
-    if report.live_check is not None:
-        lines.append(report.live_check.summary.split(";")[0] + ".")
+    live = report.live_check
+    if live is not None:
+        where = f" on {len(live.endpoints)} endpoint(s)" if live.endpoints else ""
+        lines.append(f"Live check{where}: version {live.version} is served and answers like the model in process."
+                     if live.ok else f"Live check FAILED for version {live.version}: {live.summary}")
     return lines
 
 
@@ -317,10 +323,12 @@ def infra_section(infra: Optional[InfraValidation]) -> list[str]:
     phases = [(name, value) for name, value in (("server start", infra.server_start_seconds), ("model load", infra.load_seconds),
                                                  ("requests", infra.query_seconds)) if value is not None]
     if phases:
-        out.append(svg.bar_chart([p[0] for p in phases], {"seconds": [p[1] for p in phases]}, title="Infra validation time (s)",
-                                 value_format="{:.2f}", width=360, height=200))
+        out.append(svg.hbar_chart(phases, title="Infra validation time"))
     if infra.requests:
-        out.append("<p>Requests sent:</p><ul>" + "".join(f"<li>{escape(r)}</li>" for r in infra.requests) + "</ul>")
+        counts = Counter(infra.requests)
+        items = "".join(f"<li>{n} &times; {escape(r)}</li>" if n > 1 else f"<li>{escape(r)}</li>" for r, n in counts.items())
+        out.append(f"<p>{len(infra.requests)} request(s) sent and answered:</p><ul>{items}</ul>" if infra.blessed
+                   else f"<p>{len(infra.requests)} request(s) planned:</p><ul>{items}</ul>")
     if infra.skipped:
         out.append("<p class=\"note\">Not queried:</p><ul class=\"note\">" + "".join(f"<li>{escape(s)}</li>" for s in infra.skipped) + "</ul>")
     return out

@@ -29,7 +29,7 @@ def _text(x: float, y: float, text: str, *, size: int = 12, anchor: str = "start
 def _svg(width: float, height: float, body: list[str], label: str) -> str:
     return (
         f'<svg width="{_num(width)}" height="{_num(height)}" '
-        f'viewBox="0 0 {_num(width)} {_num(height)}" role="img" aria-label="{escape(label)}" {FONT}>'
+        f'viewBox="0 0 {_num(width)} {_num(height)}" style="max-width:100%;height:auto" role="img" aria-label="{escape(label)}" {FONT}>'
         + "".join(body)
         + "</svg>"
     )
@@ -62,7 +62,7 @@ def dag(nodes: Sequence[tuple[str, str, str]], upstream: Mapping[str, Sequence[s
     """
     ids = [node_id for node_id, _, _ in nodes]
     column = layers(ids, upstream)
-    box_w, box_h, gap_x, gap_y, pad = 200, 50, 46, 16, 10
+    box_w, box_h, gap_x, gap_y, pad = 168, 50, 30, 16, 10
     rows: dict[int, int] = {}
     position: dict[str, tuple[float, float]] = {}
     for node_id in ids:
@@ -99,7 +99,7 @@ def dag(nodes: Sequence[tuple[str, str, str]], upstream: Mapping[str, Sequence[s
             f'<rect x="{_num(x)}" y="{_num(y)}" width="{box_w}" height="{box_h}" rx="7" fill="#fff" '
             f'stroke="{colour}" stroke-width="2.2"/>'
             f'<rect x="{_num(x)}" y="{_num(y)}" width="8" height="{box_h}" rx="3" fill="{colour}"/>'
-            + _text(x + 16, y + 21, node_id if len(node_id) <= 26 else node_id[:25] + "…", size=13, weight="600")
+            + _text(x + 16, y + 21, node_id if len(node_id) <= 21 else node_id[:20] + "…", size=13, weight="600")
             + _text(x + 16, y + 39, detail, size=12, fill=colour)
             + "</g>"
         )
@@ -196,7 +196,7 @@ def bar_chart(
 
     `reference`: a horizontal dashed line (value, label), e.g. the overall accuracy.
     """
-    left, right, top, bottom = 56, 16, 30, 48
+    left, right, top, bottom = 56, 16, 40, 48
     values = [v for vs in groups.values() for v in vs]
     if not categories or not values:
         return _svg(width, 40, [_text(8, 24, f"{title}: no data")], title)
@@ -239,6 +239,23 @@ def bar_chart(
             body.append(f'<rect x="{lx}" y="{height - 14}" width="12" height="10" fill="{SERIES_COLOURS[g % len(SERIES_COLOURS)]}"/>')
             body.append(_text(lx + 16, height - 5, group, size=11))
     return _svg(width, height, body, title)
+
+
+def hbar_chart(items: Sequence[tuple[str, float]], *, title: str, unit: str = "s", width: int = 540) -> str:
+    """Horizontal bars with their values, e.g. the phases of a validation and how long each took."""
+    if not items:
+        return _svg(width, 40, [_text(8, 24, f"{title}: no data")], title)
+    left, right, top, row = 130, 70, 28, 24
+    high = max(value for _, value in items) or 1.0
+    body = [_text(8, 18, title, size=14, weight="600")]
+    for index, (name, value) in enumerate(items):
+        y = top + index * row
+        bar = max(1.0, value / high * (width - left - right))
+        body.append(_text(left - 8, y + 15, name, size=12, anchor="end"))
+        body.append(f'<rect class="bar" x="{left}" y="{y + 3}" width="{_num(bar)}" height="{row - 8}" fill="{SERIES_COLOURS[0]}">'
+                    f"<title>{escape(f'{name}: {value:g} {unit}')}</title></rect>")
+        body.append(_text(left + bar + 6, y + 15, f"{value:.2f} {unit}", size=12, fill="#444"))
+    return _svg(width, top + len(items) * row + 8, body, title)
 
 
 def heatmap(labels: Sequence[str], matrix: Sequence[Sequence[float]], *, title: str, cell: int = 34) -> str:

@@ -171,7 +171,8 @@ def test_png_of_rgb_pixels_round_trips() -> None:
 def test_infra_push_and_live_check() -> None:
     page = render.render_run(_report())
     assert "<li>Predict on &#x27;serving_default&#x27;</li>" in page and "<li>Classify</li>" in page
-    assert 'aria-label="Infra validation time (s)"' in page
+    assert "2 request(s) sent and answered" in page
+    assert 'aria-label="Infra validation time"' in page and "<title>server start: 2.5 s</title>" in page
     assert "Pushed version <b>2</b>" in page and "grpc 127.0.0.1:1: AVAILABLE" in page
     assert render.outcome(_report()) == "accuracy 0.9167, pushed version 2, live check passed"
 
