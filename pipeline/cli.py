@@ -240,7 +240,7 @@ def _run_and_check(
     try:
         pipeline = runners.build(config, beam_pipeline_args=args.beam_arg, infra_validator=infra_validator)
         tracker.total = len(pipeline.components)
-        with progress.live(tracker, out):
+        with progress.live(tracker, out, show=not args.verbose):  # -v logs would tear a live line
             runners.run_pipeline(pipeline, runner=args.runner)
     except Exception as exc:  # any component failure ends the run with one clear message
         failed = ", ".join(tracker.running()) or "the pipeline"

@@ -212,14 +212,15 @@ def install(tracker: ProgressTracker, *, verbose: bool, stream=None) -> Progress
 
 
 @contextlib.contextmanager
-def live(tracker: ProgressTracker, stream: TextIO) -> Iterator[None]:
+def live(tracker: ProgressTracker, stream: TextIO, *, show: bool = True) -> Iterator[None]:
     """While the pipeline runs: epoch records from any Keras fit(), and on a terminal a live status line.
 
-    Quiet when `stream` is not a terminal: only the per-component lines are printed.
+    Quiet when `stream` is not a terminal (or `show` is off, e.g. with logs shown): only the
+    per-component lines are printed.
     """
     stop = threading.Event()
     ticker = None
-    if stream.isatty():
+    if show and stream.isatty():
         tracker.live = LiveLine(stream)
 
         def tick() -> None:

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 from dataclasses import asdict
+from html import unescape
 from typing import Optional, Sequence
 
 from pipeline.report import mlmd, render
@@ -108,6 +109,6 @@ def _indexed_outcome(pipeline_root: str, name: str) -> str:
     try:
         with open(os.path.join(reports_dir(pipeline_root), name), encoding="utf-8") as handle:
             match = re.search(r'<meta name="outcome" content="([^"]*)"', handle.read(4096))
-        return render.unescape(match[1]) if match else "see the report"
+        return unescape(match[1]) if match else "see the report"
     except OSError:
         return "see the report"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from pipeline import configs
+from pipeline.summary import custom_property as custom
 from pipeline.report import history
 from pipeline.report.model import (
     CACHED,
@@ -75,19 +76,6 @@ def list_runs(store) -> list[PipelineRun]:
         if parents:
             runs.append(PipelineRun(parents[0], context.name, context.id, context.create_time_since_epoch / 1000.0))
     return sorted(runs, key=lambda r: (r.created, r.context_id))
-
-
-def _value(value) -> Any:
-    kind = value.WhichOneof("value")
-    return getattr(value, kind) if kind else None
-
-
-def custom(entity, name: str) -> Any:
-    """A property (or else custom property) of an MLMD artifact or execution, or None."""
-    for properties in (entity.properties, entity.custom_properties):
-        if name in properties:
-            return _value(properties[name])
-    return None
 
 
 class _RunReader:
@@ -264,7 +252,8 @@ def data_summary(reader: _RunReader, notes: list[str]) -> Optional[DataSummary]:
     data = DataSummary(class_names=_json(custom(artifact, "class_names")) or [])
     data.split_counts = _json(custom(artifact, "split_counts")) or {}
     key = label_key(reader)
-    for split in _json(custom(artifact, "split_names")) or list(data.split_counts) or ["train", "eval"]:
+    split_names = artifact.properties["split_names"].string_value if "split_names" in artifact.properties else ""
+    for split in _json(split_names) or list(data.split_counts) or ["train", "eval"]:
         try:
             data.class_counts[split] = class_counts(artifact.uri, split, key, data.class_names)
             data.split_counts.setdefault(split, sum(data.class_counts[split].values()))

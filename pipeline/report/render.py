@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from html import escape, unescape
+from html import escape
 from typing import Optional, Sequence
 
 from pipeline.report import svg

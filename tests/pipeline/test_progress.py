@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import logging
 
+import pytest
+
 from components.trainer.progress import EPOCH_RECORD_ATTR, EpochProgress
 from pipeline import progress
 
@@ -58,10 +60,10 @@ def test_live_line_on_a_terminal_is_cleared_before_each_finished_line() -> None:
     assert text.endswith(lines[0] + "\n") and tracker.live is None
 
 
-def test_quiet_when_not_a_terminal() -> None:
-    stream = io.StringIO()
+@pytest.mark.parametrize("stream, show", [(io.StringIO(), True), (Terminal(), False)])
+def test_quiet_when_not_a_terminal_or_not_shown(stream: io.StringIO, show: bool) -> None:
     tracker = progress.ProgressTracker(emit=lambda line: stream.write(line + "\n"), total=1)
-    with progress.live(tracker, stream):
+    with progress.live(tracker, stream, show=show):
         tracker.observe("node Trainer is running.")
         tracker.observe_epoch(_epoch())
         tracker.observe("node Trainer is finished.")
