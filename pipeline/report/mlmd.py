@@ -35,6 +35,7 @@ SAMPLE_IMAGES = 10
 _STATES = {0: RUNNING, 1: RUNNING, 2: RUNNING, 3: RAN, 4: FAILED, 5: CACHED, 6: FAILED}
 _INPUT_EVENTS = (3, 6)  # INPUT, DECLARED_INPUT
 _OUTPUT_EVENTS = (4, 5, 7)  # OUTPUT, DECLARED_OUTPUT, INTERNAL_OUTPUT
+_BASELINE_INPUT = "baseline_model"  # the Evaluator's input fed by the latest-blessed-model resolver
 
 
 class ReportError(ValueError):
@@ -120,16 +121,22 @@ class _RunReader:
 
     def upstream(self) -> dict[str, tuple[str, ...]]:
         """node id -> the nodes whose output artifacts it read (in this run or, cached, an earlier one)."""
-        inputs = [e for e in self.events if e.type in _INPUT_EVENTS]
+        # The resolver's inputs are earlier runs' outputs (the last blessed model): not this run's flow.
+        inputs = [e for e in self.events if e.type in _INPUT_EVENTS and self.node_of[e.execution_id] != configs.RESOLVER_ID]
         producers: dict[int, str] = {}
         if inputs:
             for event in self.store.get_events_by_artifact_ids(sorted({e.artifact_id for e in inputs})):
                 if event.type in _OUTPUT_EVENTS and event.artifact_id not in producers:
                     producers[event.artifact_id] = self.node_of.get(event.execution_id) or self._node_id(event.execution_id)
         result: dict[str, list[str]] = {}
+        resolved = configs.RESOLVER_ID in self.node_of.values()
         for event in inputs:
             node = self.node_of[event.execution_id]
             producer = producers.get(event.artifact_id)
+            key = event.path.steps[0].key if event.path.steps else ""
+            if resolved and key == _BASELINE_INPUT and configs.RESOLVER_ID not in result.setdefault(node, []):
+                # The resolver records no events of its own: its pick reaches the Evaluator as the baseline.
+                result[node].append(configs.RESOLVER_ID)
             if producer and producer != node and producer not in result.setdefault(node, []):
                 result[node].append(producer)
         return {node: tuple(parents) for node, parents in result.items()}

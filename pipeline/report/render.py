@@ -273,6 +273,8 @@ def evaluation_section(evaluation: Optional[Evaluation]) -> list[str]:
         bounds.append(evaluation.baseline_accuracy - evaluation.max_drop)
     accept = max(bounds) if bounds else None
     out.append(svg.threshold_scale(marks, title=f"{evaluation.metric}: candidate against the thresholds", accept_from=accept))
+    out.append('<p class="note">Blessed when the candidate lies in the green band: at or above every red line '
+               "(the floor and, once a model was blessed, the baseline minus the allowed drop).</p>")
     rows = []
     if evaluation.lower_bound is not None:
         rows.append((f"{escape(evaluation.metric)} &ge; floor", f"{evaluation.accuracy:.4f}", f"&ge; {evaluation.lower_bound:g}",

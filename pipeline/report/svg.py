@@ -151,7 +151,7 @@ def line_chart(
     def sy(y: float) -> float:
         return top + (1 - (y - y_low) / (y_high - y_low)) * plot_h
 
-    body = [_text(left, 18, title, size=14, weight="600")]
+    body = [_text(8, 18, title, size=14, weight="600")]
     for tick in _ticks(y_low, y_high):
         body.append(f'<line x1="{left}" x2="{width - right}" y1="{_num(sy(tick))}" y2="{_num(sy(tick))}" stroke="#eee"/>')
         body.append(_text(left - 6, sy(tick) + 4, _fmt_tick(tick), size=11, anchor="end", fill="#666"))
@@ -167,16 +167,18 @@ def line_chart(
             'stroke="#2e7d32" stroke-width="1.5" stroke-dasharray="5,4"/>'
         )
         anchor = "end" if mx > left + plot_w * 0.7 else "start"
-        body.append(_text(mx + (-4 if anchor == "end" else 4), top + 13, marker_label, size=11, anchor=anchor, fill="#2e7d32"))
+        label = _text(mx + (-4 if anchor == "end" else 4), top + 13, marker_label, size=11, anchor=anchor, fill="#2e7d32")
+        body.append(label.replace("<text ", '<text paint-order="stroke" stroke="#fff" stroke-width="3" ', 1))
     for index, (name, values) in enumerate(series.items()):
         colour = SERIES_COLOURS[index % len(SERIES_COLOURS)]
         ordered = sorted(values)
         path = " ".join(f"{'M' if i == 0 else 'L'}{_num(sx(x))},{_num(sy(y))}" for i, (x, y) in enumerate(ordered))
         body.append(f'<path class="series" d="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
         body.extend(f'<circle cx="{_num(sx(x))}" cy="{_num(sy(y))}" r="2.6" fill="{colour}"/>' for x, y in ordered)
-        lx = left + 10 + index * 150
-        body.append(f'<rect x="{_num(lx)}" y="{top + plot_h - 18}" width="12" height="4" fill="{colour}"/>')
-        body.append(_text(lx + 16, top + plot_h - 12, name, size=11, fill="#333"))
+        # Legend in the top margin, right-aligned: it never covers the lines.
+        lx = width - right - (len(series) - index) * 140
+        body.append(f'<rect x="{_num(lx)}" y="12" width="12" height="4" fill="{colour}"/>')
+        body.append(_text(lx + 16, 18, name if len(name) <= 20 else name[:19] + "…", size=11, fill="#333"))
     return _svg(width, height, body, title)
 
 
