@@ -246,6 +246,9 @@ def _run_and_check(
         failed = ", ".join(tracker.running()) or "the pipeline"
         logger.debug("run failed", exc_info=True)
         print(f"error: {failed} failed: {_error_message(exc)}", file=sys.stderr)
+        from pipeline.report import command as report_command
+
+        report_command.save_error(config.pipeline_root, f"{failed} failed: {_error_message(exc)}")
         print(f"nothing pushed; {config.serving_dir}/{config.model_name} is unchanged", file=sys.stderr)
         return EXIT_FAILED
     result = run_summary.summarize(config)

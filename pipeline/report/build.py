@@ -31,8 +31,9 @@ def report_name(run: mlmd.PipelineRun) -> str:
     return f"{_slug(run.pipeline_name)}-{_slug(run.run_id)}.html"
 
 
-def live_check_path(pipeline_root: str, run: mlmd.PipelineRun) -> str:
-    return os.path.join(reports_dir(pipeline_root), report_name(run).removesuffix(".html") + ".live-check.json")
+def facts_path(pipeline_root: str, run: mlmd.PipelineRun) -> str:
+    """What the CLI learnt about a run outside ML Metadata (live check, error message), beside its report."""
+    return os.path.join(reports_dir(pipeline_root), report_name(run).removesuffix(".html") + ".run.json")
 
 
 def _write(path: str, text: str) -> None:
@@ -44,28 +45,41 @@ def _write(path: str, text: str) -> None:
     os.replace(partial, path)
 
 
-def save_live_check(pipeline_root: str, live_check: LiveCheck) -> Optional[str]:
-    """Keeps the live check (it happens after the pipeline, outside ML Metadata) beside the latest run's report."""
-    store = mlmd.open_store(pipeline_root)
-    runs = mlmd.list_runs(store)
+def load_facts(pipeline_root: str, run: mlmd.PipelineRun) -> dict:
+    path = facts_path(pipeline_root, run)
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            facts = json.load(handle)
+        return facts if isinstance(facts, dict) else {}
+    except (OSError, ValueError) as exc:
+        logger.warning("ignoring unreadable %s: %s", path, exc)
+        return {}
+
+
+def save_facts(pipeline_root: str, *, live_check: Optional[LiveCheck] = None, error: Optional[str] = None) -> Optional[str]:
+    """Adds the live check and/or the error message to the latest run's facts file."""
+    runs = mlmd.list_runs(mlmd.open_store(pipeline_root))
     if not runs:
         return None
-    path = live_check_path(pipeline_root, runs[-1])
-    _write(path, json.dumps(asdict(live_check), indent=1))
+    facts = load_facts(pipeline_root, runs[-1])
+    if live_check is not None:
+        facts["live_check"] = asdict(live_check)
+    if error is not None:
+        facts["error"] = error
+    path = facts_path(pipeline_root, runs[-1])
+    _write(path, json.dumps(facts, indent=1))
     return path
 
 
-def load_live_check(pipeline_root: str, run: mlmd.PipelineRun) -> Optional[LiveCheck]:
-    path = live_check_path(pipeline_root, run)
-    if not os.path.isfile(path):
-        return None
+def _live_check(facts: dict) -> Optional[LiveCheck]:
+    data = facts.get("live_check")
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
         return LiveCheck(ok=bool(data["ok"]), version=data.get("version"), summary=str(data["summary"]),
-                         endpoints=tuple(data.get("endpoints") or ()))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        logger.warning("ignoring unreadable live check %s: %s", path, exc)
+                         endpoints=tuple(data.get("endpoints") or ())) if data else None
+    except (KeyError, TypeError, AttributeError) as exc:
+        logger.warning("ignoring an unreadable live check record: %s", exc)
         return None
 
 
@@ -92,7 +106,8 @@ def write_reports(pipeline_root: str, *, run_ids: Optional[Sequence[str]] = None
         name = report_name(run)
         path = os.path.join(reports_dir(pipeline_root), name)
         if report is not None:
-            report.live_check = load_live_check(pipeline_root, run)
+            facts = load_facts(pipeline_root, run)
+            report.live_check, report.error = _live_check(facts), str(facts.get("error") or "")
             _write(path, render.render_run(report, index_name=INDEX_FILE))
             written.append(path)
             entries.append(RunEntry(run.run_id, name, report.started or run.created, render.outcome(report), run.pipeline_name))

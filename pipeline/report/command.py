@@ -51,9 +51,17 @@ def live_check_record(report) -> LiveCheck:
 def save_live_check(pipeline_root: str, report) -> None:
     """Keeps a live check for the latest run's report; a failure here is logged, never raised."""
     try:
-        build.save_live_check(pipeline_root, live_check_record(report))
+        build.save_facts(pipeline_root, live_check=live_check_record(report))
     except Exception as exc:
         logger.warning("could not save the live check for the report: %s", exc)
+
+
+def save_error(pipeline_root: str, message: str) -> None:
+    """Keeps why the latest run failed (ML Metadata records only that it did); never raises."""
+    try:
+        build.save_facts(pipeline_root, error=message)
+    except Exception as exc:
+        logger.debug("could not save the error for the report: %s", exc)
 
 
 def report_after_run(pipeline_root: str, out: TextIO) -> None:

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 METADATA_FILE = "metadata.sqlite"
 SAMPLE_IMAGES = 10
+_MISSING_LABEL = -(2**63)  # int64 minimum: an example without a label
 # ML Metadata's Execution.State -> the report's words.
 _STATES = {0: RUNNING, 1: RUNNING, 2: RUNNING, 3: RAN, 4: FAILED, 5: CACHED, 6: FAILED}
 _INPUT_EVENTS = (3, 6)  # INPUT, DECLARED_INPUT
@@ -193,13 +194,15 @@ def class_counts(examples_uri: str, split: str, key: str, class_names: list[str]
     """Examples per label value in one split (TFDV's statistics only bucket integer labels)."""
     import tensorflow as tf
 
-    spec = {key: tf.io.FixedLenFeature([], tf.int64, default_value=-1)}
+    spec = {key: tf.io.FixedLenFeature([], tf.int64, default_value=_MISSING_LABEL)}
     counts: dict[int, int] = {}
     for batch in _records(_split_files(examples_uri, split)).batch(4096).map(lambda s: tf.io.parse_example(s, spec)[key]):
         values, _, numbers = tf.unique_with_counts(batch)
         for value, number in zip(values.numpy(), numbers.numpy()):
             counts[int(value)] = counts.get(int(value), 0) + int(number)
-    return {_class_name(str(value), class_names): counts[value] for value in sorted(counts) if value >= 0}
+    # Every value, a bad one (-1) included: it may be why the Trainer failed.
+    return {"(no label)" if value == _MISSING_LABEL else _class_name(str(value), class_names): counts[value]
+            for value in sorted(counts)}
 
 
 def sample_images(examples_uri: str, key: str, shape: list[int], class_names: list[str], limit: int = SAMPLE_IMAGES) -> list[SampleImage]:

@@ -162,6 +162,7 @@ class RunReport:
     infra: Optional[InfraValidation] = None
     push: Optional[Push] = None
     live_check: Optional[LiveCheck] = None
+    error: str = ""  # why the run failed, as the CLI said it (ML Metadata keeps only the state)
     notes: list[str] = field(default_factory=list)  # what could not be read, and why
 
     @property

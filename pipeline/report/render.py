@@ -72,8 +72,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, raw: bool = 
 
 def verdict(report: RunReport) -> tuple[str, str]:
     """(css class, one sentence) saying how the run ended."""
-    if report.failed:
-        return "bad", f"The run failed in {', '.join(report.failed)}: nothing was pushed."
+    if report.failed or report.error:
+        where = f" in {', '.join(report.failed)}" if report.failed else ""
+        why = f" {report.error}." if report.error else ""
+        return "bad", f"The run failed{where}: nothing was pushed.{why}"
     evaluation, push, live = report.evaluation, report.push, report.live_check
     if push is not None and push.pushed and push.cached:
         return "neutral", f"Nothing new: this model was already pushed as version {push.version}."
@@ -146,6 +148,8 @@ def outcome(report: RunReport) -> str:
     """A few words for the index: how the run ended."""
     if report.failed:
         return f"{', '.join(report.failed)} failed"
+    if report.error:
+        return "failed"
     parts = []
     if report.evaluation is not None and report.evaluation.accuracy is not None:
         parts.append(f"accuracy {report.evaluation.accuracy:.4f}")

@@ -146,9 +146,11 @@ def test_first_run_without_baseline_and_a_failed_threshold() -> None:
 def test_failed_component_leads_the_page() -> None:
     components = [ComponentRun("ExampleGen", RAN, 1.0), ComponentRun("Trainer", FAILED, 3.0, ("ExampleGen",)),
                   ComponentRun("Pusher", NOT_RUN)]
-    report = _report(components=components, evaluation=None, infra=None, push=None, live_check=None)
+    report = _report(components=components, evaluation=None, infra=None, push=None, live_check=None,
+                     error="Trainer failed: label column 'label' has negative value -1")
     page = render.render_run(report)
-    assert "The run failed in Trainer: nothing was pushed." in page
+    assert ("The run failed in Trainer: nothing was pushed. Trainer failed: label column &#x27;label&#x27; "
+            "has negative value -1.") in page
     assert render.outcome(report) == "Trainer failed"
     assert 'data-node="Pusher" data-state="not run"' in page
 
