@@ -96,6 +96,8 @@ class ProgressTracker:
     epoch: Optional[EpochProgress] = None  # the Trainer's latest finished epoch
     _current: threading.local = field(default_factory=threading.local)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Log records and the ticker thread both write the terminal: one at a time.
+    _output: threading.RLock = field(default_factory=threading.RLock)
 
     def observe(self, message: str) -> bool:
         """Feeds one log message; True when it was a progress record."""
@@ -116,10 +118,11 @@ class ProgressTracker:
                 progress = self.nodes.setdefault(node, NodeProgress(node, time.monotonic()))
                 progress.finished = time.monotonic()
                 done = sum(1 for p in self.nodes.values() if p.finished is not None)
-            if self.live is not None:
-                self.live.clear()
-            self.emit(self.format_line(progress, done))
-            self.refresh()
+            with self._output:
+                if self.live is not None:
+                    self.live.clear()
+                self.emit(self.format_line(progress, done))
+                self.refresh()
             return True
         return False
 
@@ -144,12 +147,13 @@ class ProgressTracker:
         return f"{count} " + "; ".join(parts)
 
     def refresh(self) -> None:
-        if self.live is not None:
-            text = self.status()
-            if text:
-                self.live.show(text)
-            else:
-                self.live.clear()
+        with self._output:
+            if self.live is not None:
+                text = self.status()
+                if text:
+                    self.live.show(text)
+                else:
+                    self.live.clear()
 
     def format_line(self, progress: NodeProgress, done: int) -> str:
         count = f"[{done}/{self.total}]" if self.total else f"[{done}]"

@@ -87,6 +87,7 @@ class _RunReader:
         self.store = store
         self.run = run
         self.prefix = f"{run.pipeline_name}."
+        self.node_type_id = store.get_context_type("node").id
         self.executions = sorted(store.get_executions_by_context(run.context_id), key=lambda e: e.id)
         self.node_of: dict[int, str] = {e.id: self._node_id(e.id) for e in self.executions}
         ids = [e.id for e in self.executions]
@@ -96,14 +97,9 @@ class _RunReader:
 
     def _node_id(self, execution_id: int) -> str:
         for context in self.store.get_contexts_by_execution(execution_id):
-            if context.name.startswith(self.prefix) and context.type_id == self._node_type_id():
+            if context.name.startswith(self.prefix) and context.type_id == self.node_type_id:
                 return context.name[len(self.prefix):]
         return f"execution {execution_id}"
-
-    def _node_type_id(self) -> int:
-        if not hasattr(self, "_node_type"):
-            self._node_type = self.store.get_context_type("node").id
-        return self._node_type
 
     def execution(self, node_id: str):
         matches = [e for e in self.executions if self.node_of[e.id] == node_id]

@@ -70,3 +70,29 @@ def test_run_writes_a_report_and_report_rebuilds_it(tmp_path: Path) -> None:
     assert unknown.stderr.strip().splitlines() == [
         f"error: no run no-such-run in {root}: expected one of {re.search(r'-pipeline-(.+)[.]html', path.name)[1]}"
     ]
+
+
+@pytest.mark.e2e
+def test_failed_run_report_names_the_component_and_why(tmp_path: Path, iris_csv: Path) -> None:
+    lines = iris_csv.read_text().splitlines()
+    # Every 7th row gets the label -1: ExampleGen and the data checks pass, the Trainer refuses it.
+    bad = [lines[0]] + [line.rsplit(",", 1)[0] + ",-1" if i % 7 == 0 else line for i, line in enumerate(lines[1:])]
+    csv = tmp_path / "bad.csv"
+    csv.write_text("\n".join(bad) + "\n")
+    root = tmp_path / "root"
+    run = _pipeline("run", "--data", f"csv:{csv}", "--pipeline-root", str(root), "--serving-dir", str(tmp_path / "serving"),
+                    "--no-infra-validator", "--no-live-check")
+    assert run.returncode == 1, run.stdout + run.stderr[-3000:]
+    path = Path(re.search(r"^report (\S+\.html)$", run.stdout, re.M)[1])
+    facts = _facts(path.read_text())
+    assert facts["nodes"]["Trainer"] == "failed" and facts["nodes"]["ExampleGen"] == "ran"
+    assert "Evaluator" not in facts["nodes"] and "Pusher" not in facts["nodes"]
+    assert "The run failed in Trainer: nothing was pushed. Trainer failed: label column" in facts["story"]
+    assert "has negative value -1" in facts["story"]
+    negatives = sum(int(b.rsplit(": ", 1)[1]) for b in facts["bars"] if b.startswith("-1 "))
+    assert negatives == len(range(0, len(lines) - 1, 7))
+
+    path.unlink()
+    rebuilt = _pipeline("report", str(root), "--latest", timeout=300)
+    assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+    assert _facts(path.read_text()) == facts
