@@ -13,6 +13,7 @@ import warnings
 from typing import Optional, Sequence, TextIO
 
 from pipeline import configs
+from pipeline.report import command as report_command
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
                           "real TF Serving works); by default a server is started on the serving dir for the check")
     run.add_argument("--no-live-check", action="store_true", help="do not check the pushed version on a live endpoint")
     run.add_argument("-v", "--verbose", action="store_true", help="show TF/TFX/Beam logs")
-    from pipeline.report import command as report_command
-
     report_command.add_parser(commands)
     return parser
 
@@ -219,8 +218,6 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout, infra_val
     finally:
         if server is not None:
             server.stop()
-    from pipeline.report import command as report_command
-
     report_command.report_after_run(config.pipeline_root, out)
     return status
 
@@ -246,8 +243,6 @@ def _run_and_check(
         failed = ", ".join(tracker.running()) or "the pipeline"
         logger.debug("run failed", exc_info=True)
         print(f"error: {failed} failed: {_error_message(exc)}", file=sys.stderr)
-        from pipeline.report import command as report_command
-
         report_command.save_error(config.pipeline_root, f"{failed} failed: {_error_message(exc)}")
         print(f"nothing pushed; {config.serving_dir}/{config.model_name} is unchanged", file=sys.stderr)
         return EXIT_FAILED
@@ -274,8 +269,6 @@ def _run_and_check(
         endpoints = endpoints_from_arg(args.endpoint)
     report = live_check(result, config, endpoints)
     print(report.summary(), file=out, flush=True)
-    from pipeline.report import command as report_command
-
     report_command.save_live_check(config.pipeline_root, report)
     if not report.ok:
         print(f"error: version {result.pushed_version} was pushed but the live check failed", file=sys.stderr)
@@ -288,7 +281,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "run":
         return run_command(args)
     if args.command == "report":
-        from pipeline.report import command as report_command, mlmd
+        from pipeline.report import mlmd
 
         _quiet_environment(args.verbose)
         logging.getLogger("tensorflow").setLevel(logging.INFO if args.verbose else logging.ERROR)

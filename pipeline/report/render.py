@@ -37,7 +37,7 @@ th{background:#f5f5f5}td:first-child,th:first-child{text-align:left}.pass{color:
 .fail{color:#c62828;font-weight:600}.note{color:#666;font-size:13px}.legend span{display:inline-block;margin-right:14px;font-size:13px}
 .legend i{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:4px;vertical-align:-1px}
 figure{margin:0}figcaption{font-size:12px;color:#555;text-align:center}img.sample{image-rendering:pixelated;border:1px solid #ccc}
-code{background:#f5f5f5;padding:1px 4px;border-radius:3px;font-size:13px}
+code{background:#f5f5f5;padding:1px 4px;border-radius:3px;font-size:13px}table.text td,table.text th{text-align:left}
 """
 
 
@@ -59,12 +59,13 @@ def _page(title: str, body: Sequence[str], *, summary: str = "") -> str:
     )
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, raw: bool = False) -> str:
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, raw: bool = False, css_class: str = "") -> str:
     """`raw`: cells are HTML already (escaped by the caller)."""
     cell = (lambda v: v) if raw else escape
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{cell(str(v))}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    attribute = f' class="{css_class}"' if css_class else ""
+    return f"<table{attribute}><tr>{head}</tr>{body}</table>"
 
 
 # --- the story at the top -------------------------------------------------------------------
@@ -395,5 +396,5 @@ def render_index(title: str, entries: Sequence[RunEntry]) -> str:
         rows.append(((escape(e.pipeline_name),) if several else ()) + (link, escape(_fmt_time(e.started)), escape(e.outcome)))
     header = (("pipeline",) if several else ()) + ("run", "started", "outcome")
     body = [f"<h1>Pipeline runs</h1><p class=\"meta\"><code>{escape(title)}</code></p>",
-            _table(header, rows, raw=True) if rows else "<p>No runs recorded.</p>"]
+            _table(header, rows, raw=True, css_class="text") if rows else "<p>No runs recorded.</p>"]
     return _page(f"runs in {title}", body)
