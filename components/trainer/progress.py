@@ -76,7 +76,7 @@ def callback_class() -> type:
     return EpochProgressLogger
 
 
-def epoch_callback():
+def epoch_callback() -> Any:  # a tf_keras Callback
     """A fresh callback for `model.fit(callbacks=[...])`."""
     return callback_class()()
 

@@ -6,14 +6,14 @@ import argparse
 import logging
 import os
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from pipeline.report import build, mlmd
 from pipeline.report.model import LiveCheck
 
 logger = logging.getLogger(__name__)
 
-def add_parser(commands) -> argparse.ArgumentParser:
+def add_parser(commands: Any) -> argparse.ArgumentParser:  # argparse's subparsers action
     """The `report` subcommand on the CLI's subparsers."""
     parser = commands.add_parser(
         "report",
@@ -42,13 +42,13 @@ def report_command(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> lis
     return paths
 
 
-def live_check_record(report) -> LiveCheck:
+def live_check_record(report: Any) -> LiveCheck:
     """serving.live_check's LiveCheckReport as the report's plain record."""
     return LiveCheck(ok=bool(report.ok), version=report.version, summary=report.summary(),
                      endpoints=tuple(check.summary() for check in report.checks) or ((report.reason,) if report.reason else ()))
 
 
-def save_live_check(pipeline_root: str, report) -> None:
+def save_live_check(pipeline_root: str, report: Any) -> None:
     """Keeps a live check for the latest run's report; a failure here is logged, never raised."""
     try:
         build.save_facts(pipeline_root, live_check=live_check_record(report))

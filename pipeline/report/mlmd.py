@@ -51,7 +51,7 @@ class PipelineRun:
     created: float  # seconds since the epoch
 
 
-def open_store(pipeline_root: str):
+def open_store(pipeline_root: str) -> Any:  # ml_metadata's MetadataStore
     """A read-only ML Metadata store on `<pipeline_root>/metadata.sqlite`."""
     from ml_metadata.metadata_store import metadata_store
     from ml_metadata.proto import metadata_store_pb2
@@ -65,7 +65,7 @@ def open_store(pipeline_root: str):
     return metadata_store.MetadataStore(connection)
 
 
-def list_runs(store) -> list[PipelineRun]:
+def list_runs(store: Any) -> list[PipelineRun]:
     """Every recorded run of every pipeline in the store, oldest first."""
     pipelines = {c.id: c.name for c in store.get_contexts_by_type("pipeline")}
     runs = []
@@ -101,7 +101,7 @@ class _RunReader:
                 return context.name[len(self.prefix):]
         return f"execution {execution_id}"
 
-    def execution(self, node_id: str):
+    def execution(self, node_id: str) -> Any:  # the node's MLMD Execution in this run, or None
         matches = [e for e in self.executions if self.node_of[e.id] == node_id]
         return matches[-1] if matches else None
 
@@ -384,7 +384,7 @@ def push(reader: _RunReader) -> Optional[Push]:
     return None
 
 
-def load_run(store, run: PipelineRun, pipeline_root: str = "") -> RunReport:
+def load_run(store: Any, run: PipelineRun, pipeline_root: str = "") -> RunReport:
     """The report data of one run; parts that cannot be read are named in `notes`."""
     reader = _RunReader(store, run)
     report = RunReport(pipeline_name=run.pipeline_name, run_id=run.run_id, pipeline_root=pipeline_root)
