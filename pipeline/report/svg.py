@@ -330,7 +330,10 @@ def threshold_scale(
         x = sx(value)
         colour = SERIES_COLOURS[index % len(SERIES_COLOURS)] if kind == "value" else "#c62828"
         if kind == "value":
-            body.append(f'<circle class="mark" cx="{_num(x)}" cy="{axis_y}" r="6" fill="{colour}"/>')
+            # The first value solid, the others rings around it: equal values stay visible.
+            body.append(f'<circle class="mark" cx="{_num(x)}" cy="{axis_y}" r="6" fill="{colour}"/>' if above == 0 else
+                        f'<circle class="mark" cx="{_num(x)}" cy="{axis_y}" r="{6 + 3 * above}" fill="none" '
+                        f'stroke="{colour}" stroke-width="2"/>')
             y = axis_y - 20 - 14 * above
             above += 1
         else:
