@@ -194,6 +194,16 @@ def live_check(summary, config: configs.PipelineConfig, endpoints: dict[str, str
     )
 
 
+def infra_validator_factory(args: argparse.Namespace):
+    """The InfraValidator for `--infra-platform`: a local server process, or TFX's local_docker."""
+    from components.infra_validator import make_infra_validator
+
+    if args.infra_platform == "docker":
+        name, tag = args.infra_image
+        return make_infra_validator(serving_platform="local_docker", image_name=name, image_tags=[tag])
+    return make_infra_validator()
+
+
 def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout, infra_validator=None) -> int:
     """Runs the pipeline for parsed `run` arguments; returns the exit status.
 
@@ -223,13 +233,7 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout, infra_val
     # Before TensorFlow is imported: its logger adds a handler of its own when root has none.
     progress.install(tracker, verbose=args.verbose)
     if infra_validator is None and not args.no_infra_validator:
-        from components.infra_validator import make_infra_validator
-
-        if args.infra_platform == "docker":
-            name, tag = args.infra_image
-            infra_validator = make_infra_validator(serving_platform="local_docker", image_name=name, image_tags=[tag])
-        else:
-            infra_validator = make_infra_validator()
+        infra_validator = infra_validator_factory(args)
 
     print(f"pipeline {config.pipeline_name}: data {config.data}, root {config.pipeline_root}", file=out, flush=True)
     server = None
