@@ -15,8 +15,9 @@ DOCKER = "/usr/bin/docker"
 # The names bin/docker-setup builds (same environment variables, same defaults).
 PIPELINE_IMAGE = os.environ.get("TSK_PIPELINE_IMAGE", "tfx-serving-kit:local")
 SERVING_IMAGE = os.environ.get("TSK_SERVING_IMAGE", "tfx-serving-kit-server:local")
-# Every container a test starts carries this label, so a session can remove its leftovers.
-LABEL = "tfx-serving-kit.test=containers"
+# Every container a test session starts carries this label (the session's process id), so the
+# session removes its own leftovers and never another session's containers.
+LABEL = f"tfx-serving-kit.test-session={os.getpid()}"
 
 
 def docker(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
