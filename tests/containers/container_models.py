@@ -80,9 +80,10 @@ def write_examples(split_dir: Path, rows: Sequence[Sequence[float]]) -> None:
     import tensorflow as tf
 
     split_dir.mkdir(parents=True)
-    options = tf.io.TFRecordOptions(compression_type="GZIP")
-    with tf.io.TFRecordWriter(str(split_dir / "data_tfrecord-00000-of-00001.gz"), options) as writer:
-        for row in rows:
-            example = tf.train.Example()
-            example.features.feature["x"].float_list.value.extend(row)
-            writer.write(example.SerializeToString())
+    serialized = [
+        tf.train.Example(features=tf.train.Features(feature={"x": tf.train.Feature(float_list=tf.train.FloatList(value=row))}))
+        .SerializeToString()
+        for row in rows
+    ]
+    writer = tf.data.experimental.TFRecordWriter(str(split_dir / "data_tfrecord-00000-of-00001.gz"), compression_type="GZIP")
+    writer.write(tf.data.Dataset.from_tensor_slices(serialized))

@@ -10,6 +10,7 @@ limits; a version copied into the mounted directory while the container runs is 
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import uuid
@@ -48,12 +49,12 @@ def serving_digits(tmp_path: Path, saved_models: dict[int, Path]) -> Path:
     return digits
 
 
-def run_seed_command(digits: Path, port: int, containers: list[str], *extra_args: str) -> str:
+def run_seed_command(digits: Path, port: int, containers: list[str], *extra_args: str, user: str = "") -> str:
     """The seed's `docker run`, detached, host port ephemeral on loopback, with resource limits."""
     name = f"tsk-serving-{uuid.uuid4().hex[:8]}"
     containers.append(name)
     docker(
-        "run", "-d", "--name", name, "--label", LABEL, *LIMITS,
+        "run", "-d", "--name", name, "--label", LABEL, *LIMITS, *(["--user", user] if user else []),
         "-p", f"127.0.0.1::{port}",
         "--mount", f"type=bind,source={digits},target=/models/digits",
         "-e", "MODEL_NAME=digits", "-t", SERVING_IMAGE, *extra_args,
@@ -166,4 +167,20 @@ def test_grpc_seed_command_with_appended_flags(serving_digits: Path, containers:
     np.testing.assert_allclose(tf.make_ndarray(reply.outputs["scores"]), expected_scores(1, rows), rtol=1e-4, atol=1e-3)
     channel.close()
     assert "rest=disabled" in docker("logs", name).stdout
+    stop_cleanly(name)
+
+
+@pytest.mark.e2e
+def test_models_only_their_owner_can_read_are_served_with_docker_run_user(serving_digits: Path,
+                                                                       containers: list[str]) -> None:
+    # A restrictive umask leaves files the image's user (10001) cannot read; `--user` of the owner fixes it.
+    owner = 12345
+    for path in [serving_digits, *serving_digits.rglob("*")]:
+        os.chown(path, owner, owner)
+        path.chmod(0o700 if path.is_dir() else 0o600)
+
+    name = run_seed_command(serving_digits, 8501, containers, user=f"{owner}:{owner}")
+    base = f"http://127.0.0.1:{host_port(name, 8501)}/v1/models/digits"
+
+    wait_until(lambda: version_states(base) == {"1": "AVAILABLE"}, 120, f"version 1 AVAILABLE at {base}")
     stop_cleanly(name)
