@@ -44,8 +44,9 @@ RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
  && python -m pip install -c requirements/constraints.txt -r kubeflow/serving-requirements.txt \
  && python -m pip check
 
-# A fixed numeric user, so Kubernetes' runAsNonRoot can check it. Models must be readable by
-# it (tensorflow/serving's files are world-readable by default, as the Pusher writes them).
+# A fixed numeric user, so Kubernetes' runAsNonRoot can check it. Mounted models must be
+# readable by it: world-readable files (umask 022, as the Pusher leaves them) are; for files only
+# their owner may read, run the container as that owner (docker run --user UID:GID).
 RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin serving \
  && mkdir -p /models
