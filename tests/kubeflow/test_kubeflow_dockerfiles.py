@@ -1,5 +1,5 @@
 """The Dockerfiles: valid instructions, sources that exist, and every pin equal to the lock.
-(No Docker engine runs here; the embedded server's entrypoint is exercised in test_kubeflow_serving_image.)"""
+(Without Docker; tests/containers builds and runs the images, through bin/test-containers.)"""
 
 from __future__ import annotations
 
