@@ -33,6 +33,20 @@ def _image_size(text: str) -> tuple[int, int]:
     return size
 
 
+# The serving image bin/docker-setup builds, a drop-in for tensorflow/serving.
+DEFAULT_INFRA_IMAGE = "tfx-serving-kit-server:local"
+
+
+def _docker_image(text: str) -> tuple[str, str]:
+    """`NAME[:TAG]` -> (name, tag); the tag defaults to `latest`, as with `docker run`."""
+    name, sep, tag = text.rpartition(":")
+    if not sep or "/" in tag:  # no tag; a colon there belongs to a registry's port
+        name, tag = text, "latest"
+    if not name or not tag or "@" in text or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"expected an image as NAME[:TAG] such as tensorflow/serving:2.16.1, got {text!r}")
+    return name, tag
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description="TFX pipeline: data -> blessed, pushed SavedModel.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -58,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Beam pipeline arg, repeatable, e.g. --beam-arg=--direct_running_mode=multi_processing --beam-arg=--direct_num_workers=2")
     run.add_argument("--no-infra-validator", action="store_true",
                      help="skip the InfraValidator (by default the model must load and answer in a model-server process before it is pushed)")
+    run.add_argument("--infra-platform", choices=("local", "docker"), default="local",
+                     help="where the InfraValidator runs the model server: a local process (default) or a container of "
+                          "--infra-image through TFX's local_docker platform (needs a Docker engine)")
+    run.add_argument("--infra-image", type=_docker_image, default=_docker_image(DEFAULT_INFRA_IMAGE), metavar="NAME[:TAG]",
+                     help=f"TF Serving image for --infra-platform docker (default {DEFAULT_INFRA_IMAGE}, built by bin/docker-setup; "
+                          "tensorflow/serving:2.16.1 works too)")
     run.add_argument("--endpoint", metavar="URL",
                      help="live check after the push against this running server (grpc://HOST:PORT and/or http://HOST:PORT, comma-separated; "
                           "real TF Serving works); by default a server is started on the serving dir for the check")
@@ -176,6 +196,16 @@ def live_check(summary, config: configs.PipelineConfig, endpoints: dict[str, str
     )
 
 
+def infra_validator_factory(args: argparse.Namespace):
+    """The InfraValidator for `--infra-platform`: a local server process, or TFX's local_docker."""
+    from components.infra_validator import make_infra_validator
+
+    if args.infra_platform == "docker":
+        name, tag = args.infra_image
+        return make_infra_validator(serving_platform="local_docker", image_name=name, image_tags=[tag])
+    return make_infra_validator()
+
+
 def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout, infra_validator=None) -> int:
     """Runs the pipeline for parsed `run` arguments; returns the exit status.
 
@@ -205,9 +235,7 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout, infra_val
     # Before TensorFlow is imported: its logger adds a handler of its own when root has none.
     progress.install(tracker, verbose=args.verbose)
     if infra_validator is None and not args.no_infra_validator:
-        from components.infra_validator import make_infra_validator
-
-        infra_validator = make_infra_validator()
+        infra_validator = infra_validator_factory(args)
 
     print(f"pipeline {config.pipeline_name}: data {config.data}, root {config.pipeline_root}", file=out, flush=True)
     server = None

@@ -107,11 +107,13 @@ def make_infra_validator(
     num_tries: int = 3,
     model_name: str = spec.DEFAULT_MODEL_NAME,
     image_tags: Sequence[str] = ("latest",),
+    image_name: str = "",
 ) -> InfraValidatorFactory:
     """A `(model_channel, examples_channel) -> InfraValidator` factory for `create_pipeline`.
 
     serving_platform: "local" (a server process on this machine), "local_docker" or "kubernetes"
-      (TFX's, running the `tensorflow/serving:<image_tags>` image).
+      (TFX's, running the `<image_name>:<image_tags>` image; image_name defaults to TFX's
+      `tensorflow/serving`, and this project's serving image is a drop-in for it).
     mode: "LOAD_AND_QUERY" (requests from `num_examples` examples of `split_name`, per
       signature) or "LOAD_ONLY".
     signature_names: signatures to query; empty queries every signature a request can be
@@ -130,7 +132,7 @@ def make_infra_validator(
             f"{num_examples}, {max_loading_time_seconds}, {num_tries}"
         )
     serving_spec = infra_validator_pb2.ServingSpec(
-        tensorflow_serving=infra_validator_pb2.TensorFlowServing(tags=list(image_tags)),
+        tensorflow_serving=infra_validator_pb2.TensorFlowServing(tags=list(image_tags), image_name=image_name),
         model_name=model_name,
     )
     if serving_platform == spec.PLATFORM_LOCAL_DOCKER:

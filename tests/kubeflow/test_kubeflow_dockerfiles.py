@@ -1,5 +1,5 @@
 """The Dockerfiles: valid instructions, sources that exist, and every pin equal to the lock.
-(No Docker engine runs here; the embedded server's entrypoint is exercised in test_kubeflow_serving_image.)"""
+(Without Docker; tests/containers builds and runs the images, through bin/test-containers.)"""
 
 from __future__ import annotations
 
@@ -78,9 +78,32 @@ def test_instructions_are_valid(which: str) -> None:
             shlex.split(arguments)  # balanced quotes
 
 
+def default_images(path: Path) -> list[str]:
+    """The images the FROM lines pull with every build argument at its default (stages skipped)."""
+    instructions = parse_dockerfile(path)
+    defaults = {}
+    for keyword, args in instructions:
+        if keyword == "FROM":
+            break
+        if keyword == "ARG" and "=" in args:
+            name, value = args.split("=", 1)
+            defaults[name] = value
+    stages_seen: set[str] = set()
+    images = []
+    for keyword, args in instructions:
+        if keyword != "FROM":
+            continue
+        words = re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)], args).split()
+        if words[0] not in stages_seen:
+            images.append(words[0])
+        if len(words) == 3 and words[1].upper() == "AS":
+            stages_seen.add(words[2])
+    return images
+
+
 @pytest.mark.parametrize("which", sorted(DOCKERFILES))
 def test_base_images_are_pinned_to_the_lock(which: str) -> None:
-    froms = [args.split()[0] for keyword, args in parse_dockerfile(DOCKERFILES[which]) if keyword == "FROM"]
+    froms = default_images(DOCKERFILES[which])
     header = LOCK.read_text()
     locked_python = re.search(r"Python (3\.10\.\d+)", header).group(1)
 
@@ -89,6 +112,16 @@ def test_base_images_are_pinned_to_the_lock(which: str) -> None:
         assert re.match(r"^[\w./-]+:[\w.-]+$", image) and not image.endswith(":latest"), image
     if which == "pipeline":
         assert froms[0] == f"apache/beam_python3.10_sdk:{lock()['apache-beam']}"
+
+
+def test_the_beam_launcher_stage_is_chosen_by_a_build_argument() -> None:
+    instructions = parse_dockerfile(DOCKERFILES["pipeline"])
+    froms = [args for keyword, args in instructions if keyword == "FROM"]
+
+    assert "launcher-${BEAM_LAUNCHER} AS launcher" in froms
+    assert {"launcher-beam", "launcher-none"} <= set(stages(DOCKERFILES["pipeline"]))
+    assert ("COPY", "--from=launcher /opt/apache/beam /opt/apache/beam") in instructions
+    assert ("ARG", "BEAM_LAUNCHER=beam") in instructions
 
 
 @pytest.mark.parametrize("which", sorted(DOCKERFILES))
