@@ -7,7 +7,9 @@ module only picks the container image, the output file and the Beam arguments.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -16,6 +18,7 @@ from tfx import v1 as tfx
 from kubeflow.beam import validate_beam_args
 from pipeline.configs import PipelineConfig
 from pipeline.pipeline import InfraValidatorFactory, create_pipeline
+from pipeline.runners import package_user_modules
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +107,10 @@ def compile_pipeline(
         output_dir=str(output.parent.resolve()),
         output_filename=output.name,
     )
+    with tempfile.TemporaryDirectory(prefix="kfp-compile-") as scratch:
+        # A module file becomes a wheel under the pipeline root now, as TFX does; its build
+        # output goes to a scratch log (kept in the error message when the build fails).
+        package_user_modules(pipeline, log=os.path.join(scratch, "wheel-build.log"))
     runner.run(pipeline)
     logger.info("compiled %s (%d components) to %s", config.pipeline_name, len(pipeline.components), output)
     return output
