@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
 from typing import Mapping, Sequence
 
 import tensorflow as tf
 
+from components.trainer.names import input_key  # noqa: F401 (one naming rule, importable without TensorFlow)
 from components.trainer.settings import LABEL_KEY  # noqa: F401 (the label key lives with the settings)
 
 # tf.Example keys written by components/example_gen: raw pixels 0-255 as int64, row-major HWC,
@@ -16,9 +16,6 @@ IMAGE_KEY = "image"
 # Class names, one per line, line i = class id i: beside the splits of an Examples artifact
 # and as an asset of the exported SavedModel.
 CLASS_NAMES_FILE = "class_names.txt"
-
-_PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-
 
 def image_feature_spec(shape: Sequence[int]) -> dict[str, tf.io.FixedLenFeature]:
     """Parsing spec of an image example without its label (what a serving request carries)."""
@@ -35,19 +32,6 @@ def image_training_spec(shape: Sequence[int]) -> dict[str, tf.io.FixedLenFeature
 def pixels_from_examples(parsed: Mapping[str, tf.Tensor], shape: Sequence[int]) -> tf.Tensor:
     """float32 [N, H, W, C] raw pixels (0-255) from parsed examples."""
     return tf.reshape(tf.cast(parsed[IMAGE_KEY], tf.float32), [-1, *shape])
-
-
-def input_key(column: str) -> str:
-    """The signature input and Keras input name of a CSV column.
-
-    SavedModel signature keys must be plain identifiers, so a header name such as
-    `sepal length (cm)` or `2nd.col` becomes `sepal_length_cm` / `f_2nd_col`; a plain name
-    (`sepal_length`) is kept as it is. The tf.Example feature keeps the column's own name.
-    """
-    if _PLAIN_NAME.fullmatch(column):
-        return column
-    key = re.sub(r"[^A-Za-z0-9]+", "_", column).strip("_")
-    return key if key[:1].isalpha() else f"f_{key}"
 
 
 def is_string(dtype: tf.DType) -> bool:

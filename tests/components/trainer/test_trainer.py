@@ -146,11 +146,11 @@ def test_tabular_run_fn_exports_raw_feature_and_example_signatures(tmp_path: Pat
     model.run_fn(_fn_args(tmp_path, uri, settings, schema_file))
     export = str(tmp_path / "serving_model")
     defs = _signature_defs(export)
-    assert set(defs[signatures.SERVING_DEFAULT].inputs) == {"count", "width"}  # the string column is ignored
+    assert set(defs[signatures.SERVING_DEFAULT].inputs) == {"count", "note", "width"}
     assert defs[signatures.EXAMPLES_SIGNATURE].method_name == signatures.CLASSIFY_METHOD_NAME
     loaded = tf.saved_model.load(export)
     result = loaded.signatures[signatures.SERVING_DEFAULT](
-        width=tf.constant([0.0, 20.0]), count=tf.constant([0.0, 10.0])
+        width=tf.constant([0.0, 20.0]), count=tf.constant([0.0, 10.0]), note=tf.constant(["x", "x"])
     )
     assert result["class_name"].numpy().tolist() == [b"0", b"2"]
     example = tf.train.Example(features=tf.train.Features(feature={
@@ -162,7 +162,7 @@ def test_tabular_run_fn_exports_raw_feature_and_example_signatures(tmp_path: Pat
     assert int(np.argmax(classified["scores"].numpy()[0])) == 1
 
 
-def test_tabular_columns_require_an_integer_label(tmp_path: Path) -> None:
+def test_tabular_columns_take_int_or_string_labels_and_refuse_decimals(tmp_path: Path) -> None:
     schema = schema_pb2.Schema()
     schema.feature.add(name="x", type=schema_pb2.FLOAT)
     schema.feature.add(name="species", type=schema_pb2.BYTES)
@@ -170,5 +170,65 @@ def test_tabular_columns_require_an_integer_label(tmp_path: Path) -> None:
     io_utils.write_pbtxt_file(path, schema)
     with pytest.raises(model.TrainingDataError, match=r"no label column 'label' \(columns: species, x\)"):
         model.tabular_columns(path, "label")
-    with pytest.raises(model.TrainingDataError, match="label column 'species' must hold integer class ids"):
-        model.tabular_columns(path, "species")
+    assert model.tabular_columns(path, "species") == ({"x": tf.float32}, tf.string)
+    with pytest.raises(model.TrainingDataError, match="label column 'x' holds decimal numbers"):
+        model.tabular_columns(path, "x")
+
+
+def test_label_names_from_values() -> None:
+    assert model.label_names({b"virginica", b"setosa"}, "species") == ["setosa", "virginica"]
+    assert model.label_names({0.0, 2.0}, "label") == ["0", "1", "2"]
+    with pytest.raises(model.TrainingDataError, match="label column 'label' has value -1.0"):
+        model.label_names({-1.0, 1.0}, "label")
+    with pytest.raises(model.TrainingDataError, match="has 1 class"):
+        model.label_names({b"setosa"}, "species")
+
+
+def _write_messy(tmp_path: Path) -> tuple[str, str]:
+    """What CsvExampleGen makes of a messy CSV: odd names, empty cells (no values), string column and label."""
+    rng = np.random.default_rng(1)
+    uri = tmp_path / "messy"
+    species = ["setosa", "versicolor", "virginica"]
+    for split, count in (("train", 120), ("eval", 30)):
+        (uri / f"Split-{split}").mkdir(parents=True)
+        with tf.io.TFRecordWriter(str(uri / f"Split-{split}" / "data.gz"), "GZIP") as writer:
+            for i in range(count):
+                label = int(rng.integers(0, 3))
+                length = [] if i % 7 == 0 else [label * 3 + rng.normal() * 0.3]
+                colour = [] if i % 5 == 0 else [["red", "green", "blue"][label].encode()]
+                example = tf.train.Example(features=tf.train.Features(feature={
+                    "sepal length (cm)": tf.train.Feature(float_list=tf.train.FloatList(value=length)),
+                    "Colour name": tf.train.Feature(bytes_list=tf.train.BytesList(value=colour)),
+                    "species": tf.train.Feature(bytes_list=tf.train.BytesList(value=[species[label].encode()])),
+                }))
+                writer.write(example.SerializeToString())
+    schema = schema_pb2.Schema()
+    for name, kind in (("sepal length (cm)", schema_pb2.FLOAT), ("Colour name", schema_pb2.BYTES), ("species", schema_pb2.BYTES)):
+        schema.feature.add(name=name, type=kind)
+    schema_file = str(tmp_path / "schema.pbtxt")
+    io_utils.write_pbtxt_file(schema_file, schema)
+    return str(uri), schema_file
+
+
+def test_tabular_run_fn_on_messy_columns_serves_the_label_names(tmp_path: Path) -> None:
+    uri, schema_file = _write_messy(tmp_path)
+    settings = model.TrainerSettings(
+        task=settings_module.TABULAR_TASK, label_key="species", epochs=25, batch_size=16, learning_rate=0.02, patience=25
+    )
+    model.run_fn(_fn_args(tmp_path, uri, settings, schema_file))
+    export = str(tmp_path / "serving_model")
+    assert (Path(export) / "assets" / features.CLASS_NAMES_FILE).read_text().split() == ["setosa", "versicolor", "virginica"]
+    assert set(_signature_defs(export)[signatures.SERVING_DEFAULT].inputs) == {"sepal_length_cm", "Colour_name"}
+    loaded = tf.saved_model.load(export)
+    served = loaded.signatures[signatures.SERVING_DEFAULT](
+        sepal_length_cm=tf.constant([0.0, 6.0, float("nan")]), Colour_name=tf.constant(["red", "blue", "green"])
+    )
+    # An empty cell (NaN / "") still gets an answer: the colour alone names the class.
+    assert served["class_name"].numpy().tolist() == [b"setosa", b"virginica", b"versicolor"]
+    missing = tf.train.Example(features=tf.train.Features(feature={
+        "sepal length (cm)": tf.train.Feature(float_list=tf.train.FloatList(value=[])),
+        "Colour name": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"blue"])),
+    }))
+    classified = loaded.signatures[signatures.EXAMPLES_SIGNATURE](inputs=tf.constant([missing.SerializeToString()]))
+    assert classified["classes"].numpy().tolist() == [[b"setosa", b"versicolor", b"virginica"]]
+    assert int(np.argmax(classified["scores"].numpy()[0])) == 2
