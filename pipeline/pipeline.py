@@ -6,7 +6,7 @@ import os
 from typing import Callable, Optional, Sequence
 
 # Direct imports rather than `tfx.v1`: its extensions pull in google-cloud-aiplatform (~4 s).
-from tfx.components import CsvExampleGen, Evaluator, SchemaGen, StatisticsGen
+from tfx.components import CsvExampleGen, SchemaGen, StatisticsGen
 from tfx.dsl.components.base import base_node
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
@@ -15,6 +15,7 @@ from tfx.proto import example_gen_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
 from components.data_validation.component import StrictExampleValidator
+from components.evaluator.component import Evaluator
 from components.evaluator.eval_config import make_eval_config
 from components.example_gen.component import ImageExampleGen
 from components.pusher.component import LayoutPusher
@@ -100,7 +101,8 @@ def create_pipeline(
         model_blessing=Channel(type=standard_artifacts.ModelBlessing),
     ).with_id(configs.RESOLVER_ID)
 
-    # Why: TFMA blesses the model only above the accuracy floor and not worse than the baseline.
+    # Why: TFMA blesses the model only above the accuracy floor and not worse than the baseline;
+    # it calls the signature each model exports (the schema decodes named-feature inputs).
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
