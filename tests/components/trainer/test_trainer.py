@@ -156,6 +156,7 @@ def test_tabular_run_fn_exports_raw_feature_and_example_signatures(tmp_path: Pat
     example = tf.train.Example(features=tf.train.Features(feature={
         "width": tf.train.Feature(float_list=tf.train.FloatList(value=[10.0])),
         "count": tf.train.Feature(int64_list=tf.train.Int64List(value=[5])),
+        "note": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"x"])),
     }))
     classified = loaded.signatures[signatures.EXAMPLES_SIGNATURE](inputs=tf.constant([example.SerializeToString()]))
     assert classified["classes"].numpy().tolist() == [[b"0", b"1", b"2"]]
