@@ -117,27 +117,37 @@ def test_image_run_fn_without_class_names_file_is_refused(tmp_path: Path) -> Non
         model.run_fn(_fn_args(tmp_path, uri, model.TrainerSettings(image_shape=(8, 8, 3), epochs=1)))
 
 
-def _write_tabular(tmp_path: Path, rows: int = 80) -> tuple[str, str]:
+_KINDS = {schema_pb2.FLOAT: "float_list", schema_pb2.INT: "int64_list", schema_pb2.BYTES: "bytes_list"}
+
+
+def _write_columns(tmp_path: Path, columns: dict, row, rows: int) -> tuple[str, str]:
+    """Train/eval TFRecords of `row(i, label) -> {column: [values]}` (3 classes) and their schema.
+
+    An empty value list is what CsvExampleGen writes for an empty cell.
+    """
     rng = np.random.default_rng(0)
     uri = tmp_path / "tabular"
+    lists = {schema_pb2.FLOAT: tf.train.FloatList, schema_pb2.INT: tf.train.Int64List, schema_pb2.BYTES: tf.train.BytesList}
     for split, count in (("train", rows), ("eval", rows // 4)):
         (uri / f"Split-{split}").mkdir(parents=True)
         with tf.io.TFRecordWriter(str(uri / f"Split-{split}" / "data.gz"), "GZIP") as writer:
-            for _ in range(count):
-                label = int(rng.integers(0, 3))
-                example = tf.train.Example(features=tf.train.Features(feature={
-                    "width": tf.train.Feature(float_list=tf.train.FloatList(value=[label * 10 + rng.normal()])),
-                    "count": tf.train.Feature(int64_list=tf.train.Int64List(value=[label * 5])),
-                    "note": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"x"])),
-                    "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-                }))
-                writer.write(example.SerializeToString())
+            for i in range(count):
+                values = row(i, int(rng.integers(0, 3)), rng)
+                feature = {name: tf.train.Feature(**{_KINDS[kind]: lists[kind](value=values[name])}) for name, kind in columns.items()}
+                writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
     schema = schema_pb2.Schema()
-    for name, kind in (("width", schema_pb2.FLOAT), ("count", schema_pb2.INT), ("note", schema_pb2.BYTES), ("label", schema_pb2.INT)):
+    for name, kind in columns.items():
         schema.feature.add(name=name, type=kind)
     schema_file = str(tmp_path / "schema.pbtxt")
     io_utils.write_pbtxt_file(schema_file, schema)
     return str(uri), schema_file
+
+
+def _write_tabular(tmp_path: Path, rows: int = 80) -> tuple[str, str]:
+    columns = {"width": schema_pb2.FLOAT, "count": schema_pb2.INT, "note": schema_pb2.BYTES, "label": schema_pb2.INT}
+    return _write_columns(tmp_path, columns, lambda i, label, rng: {
+        "width": [label * 10 + rng.normal()], "count": [label * 5], "note": [b"x"], "label": [label],
+    }, rows)
 
 
 def test_tabular_run_fn_exports_raw_feature_and_example_signatures(tmp_path: Path) -> None:
@@ -186,29 +196,13 @@ def test_label_names_from_values() -> None:
 
 
 def _write_messy(tmp_path: Path) -> tuple[str, str]:
-    """What CsvExampleGen makes of a messy CSV: odd names, empty cells (no values), string column and label."""
-    rng = np.random.default_rng(1)
-    uri = tmp_path / "messy"
-    species = ["setosa", "versicolor", "virginica"]
-    for split, count in (("train", 120), ("eval", 30)):
-        (uri / f"Split-{split}").mkdir(parents=True)
-        with tf.io.TFRecordWriter(str(uri / f"Split-{split}" / "data.gz"), "GZIP") as writer:
-            for i in range(count):
-                label = int(rng.integers(0, 3))
-                length = [] if i % 7 == 0 else [label * 3 + rng.normal() * 0.3]
-                colour = [] if i % 5 == 0 else [["red", "green", "blue"][label].encode()]
-                example = tf.train.Example(features=tf.train.Features(feature={
-                    "sepal length (cm)": tf.train.Feature(float_list=tf.train.FloatList(value=length)),
-                    "Colour name": tf.train.Feature(bytes_list=tf.train.BytesList(value=colour)),
-                    "species": tf.train.Feature(bytes_list=tf.train.BytesList(value=[species[label].encode()])),
-                }))
-                writer.write(example.SerializeToString())
-    schema = schema_pb2.Schema()
-    for name, kind in (("sepal length (cm)", schema_pb2.FLOAT), ("Colour name", schema_pb2.BYTES), ("species", schema_pb2.BYTES)):
-        schema.feature.add(name=name, type=kind)
-    schema_file = str(tmp_path / "schema.pbtxt")
-    io_utils.write_pbtxt_file(schema_file, schema)
-    return str(uri), schema_file
+    """Odd names, empty cells, a string column and a string label."""
+    columns = {"sepal length (cm)": schema_pb2.FLOAT, "Colour name": schema_pb2.BYTES, "species": schema_pb2.BYTES}
+    return _write_columns(tmp_path, columns, lambda i, label, rng: {
+        "sepal length (cm)": [] if i % 7 == 0 else [label * 3 + rng.normal() * 0.3],
+        "Colour name": [] if i % 5 == 0 else [["red", "green", "blue"][label].encode()],
+        "species": [["setosa", "versicolor", "virginica"][label].encode()],
+    }, 120)
 
 
 def test_tabular_run_fn_on_messy_columns_serves_the_label_names(tmp_path: Path) -> None:
