@@ -58,7 +58,7 @@ def _signatures(version_dir: Path) -> dict:
     "module, config, threshold",
     [
         ("mnist_mlp.py", {"epochs": 2, "learning_rate": 0.05}, "0.6"),  # seed 003
-        ("fashion_mnist_cnn.py", {"epochs": 2}, "0.6"),  # seed 002
+        ("fashion_mnist_cnn.py", {"epochs": 2}, "0.4"),  # seed 002: Adam at 1e-3 reached 0.62 in 120 steps
         # seed 001: its SGD (momentum 0.1) learns slowly; two short epochs on 8x8 digits reach ~0.5.
         ("cifar10_cnn.py", {"epochs": 2, "learning_rate": 0.05}, "0.25"),
     ],
