@@ -73,9 +73,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _compile(args: argparse.Namespace) -> int:
+    from components.trainer.module_file import ModuleFileError
     from kubeflow.beam import BeamArgsError, BeamSettings, beam_args
     from kubeflow.compile import CompileError, compile_pipeline, validate_pipeline_name
-    from components.trainer.module_file import ModuleFileError
     from kubeflow.submit import load_package
     from pipeline.cli import module_overrides
     from pipeline.configs import ConfigError, PipelineConfig

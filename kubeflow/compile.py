@@ -7,9 +7,7 @@ module only picks the container image, the output file and the Beam arguments.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -107,10 +105,9 @@ def compile_pipeline(
         output_dir=str(output.parent.resolve()),
         output_filename=output.name,
     )
-    with tempfile.TemporaryDirectory(prefix="kfp-compile-") as scratch:
-        # A module file becomes a wheel under the pipeline root now, as TFX does; its build
-        # output goes to a scratch log (kept in the error message when the build fails).
-        package_user_modules(pipeline, log=os.path.join(scratch, "wheel-build.log"))
+    # A module file becomes a wheel under the pipeline root now, as TFX does (the root may be a
+    # gs:// URI); the build's output goes to a log beside the compiled file.
+    package_user_modules(pipeline, log=str(output.resolve().parent / f"{output.stem}.wheel-build.log"))
     runner.run(pipeline)
     logger.info("compiled %s (%d components) to %s", config.pipeline_name, len(pipeline.components), output)
     return output

@@ -62,17 +62,19 @@ def package_user_modules(pipeline: tfx_pipeline.Pipeline, *, log: Optional[str] 
 
     TFX's runners resolve these pip dependencies themselves when they start; resolving first
     (a second resolve is a no-op) keeps `setup.py bdist_wheel`'s output in the local file `log`
-    (default `<pipeline_root>/_wheels/build.log`).
+    (default `<pipeline_root>/_wheels/build.log`), written only when there is a module to package.
     """
     from tfx.dsl.components.base import base_component
 
+    components = [c for c in pipeline.components if isinstance(c, base_component.BaseComponent)]
+    if not any(getattr(c, "_pip_dependencies", None) for c in components):
+        return
     root = pipeline.pipeline_info.pipeline_root
     log = log or os.path.join(root, "_wheels", "build.log")
     try:
         with _output_to(log):
-            for component in pipeline.components:
-                if isinstance(component, base_component.BaseComponent):
-                    component._resolve_pip_dependencies(root)  # pylint: disable=protected-access
+            for component in components:
+                component._resolve_pip_dependencies(root)  # pylint: disable=protected-access
     except (RuntimeError, ValueError, OSError) as error:
         raise configs.ConfigError(f"packaging the Trainer module as a wheel failed: {error} (see {log})") from None
 

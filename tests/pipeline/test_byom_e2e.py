@@ -10,11 +10,14 @@ serialized tf.Examples, compared against the first as its baseline.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import shutil
 import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -98,25 +101,28 @@ def _progress(stdout: str) -> dict[str, str]:
     return {m["node"]: m["state"] for m in re.finditer(r"^\[\d+/\d+\] (?P<node>\S+)\s+(?P<state>done|cached)\s", stdout, re.M)}
 
 
-def _rest_predict_matches_the_model(serving: Path, version: int, instances: list, inputs: dict) -> None:
-    """Starts a model server on the serving dir; the REST answer equals the SavedModel run in process."""
+def _rest_predict_matches_the_model(serving: Path, version: int, instances: list, inputs: dict, scratch: Path) -> None:
+    """A model server on a copy of the pushed version answers REST predict as the SavedModel in process does."""
     import tensorflow as tf
 
     from serving.validate import ModelServerProcess
 
-    expected = tf.saved_model.load(str(serving / MODEL / str(version))).signatures["serving_default"](
+    # The serving dir's latest version may be a later one; serve exactly this one.
+    base = scratch / MODEL
+    shutil.copytree(serving / MODEL / str(version), base / str(version))
+    expected = tf.saved_model.load(str(base / str(version))).signatures["serving_default"](
         **{key: tf.constant(value) for key, value in inputs.items()}
     )
     (output,) = expected.values()  # both modules return a single output: TF Serving then answers without names
-    with ModelServerProcess(model_name=MODEL, model_base_path=serving / MODEL) as server:
+    with ModelServerProcess(model_name=MODEL, model_base_path=base) as server:
         server.wait_until_serving(time.time() + 120)
-        url = f"{server.rest_endpoint}/v1/models/{MODEL}/versions/{version}"
+        url = f"{server.rest_endpoint}/v1/models/{MODEL}"
         deadline = time.time() + 60
-        while True:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                states = [s["state"] for s in json.load(response)["model_version_status"]]
-            if states == ["AVAILABLE"] or time.time() > deadline:
-                break
+        while time.time() < deadline:
+            with contextlib.suppress(urllib.error.URLError):
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    if [s["state"] for s in json.load(response)["model_version_status"]] == ["AVAILABLE"]:
+                        break
             time.sleep(0.3)
         request = urllib.request.Request(f"{url}:predict", data=json.dumps({"instances": instances}).encode(),
                                          headers={"Content-Type": "application/json"})
@@ -150,7 +156,7 @@ def test_failed_trainer_runs_leave_ml_metadata_consistent(runs: dict) -> None:
 
 
 @pytest.mark.e2e
-def test_tfx_tutorial_module_unchanged_is_evaluated_validated_pushed_and_served(runs: dict) -> None:
+def test_tfx_tutorial_module_unchanged_is_evaluated_validated_pushed_and_served(runs: dict, tmp_path: Path) -> None:
     result = runs["tutorial"]
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     progress = _progress(result.stdout)
@@ -170,11 +176,11 @@ def test_tfx_tutorial_module_unchanged_is_evaluated_validated_pushed_and_served(
     rows = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
     instances = [{name: [float(value)] for name, value in zip(FEATURES, row)} for row in rows]
     inputs = {name: rows[:, [i]] for i, name in enumerate(FEATURES)}
-    _rest_predict_matches_the_model(runs["root"] / "serving", 1, instances, inputs)
+    _rest_predict_matches_the_model(runs["root"] / "serving", 1, instances, inputs, tmp_path)
 
 
 @pytest.mark.e2e
-def test_tf_example_signature_module_flows_through_against_the_tutorial_baseline(runs: dict) -> None:
+def test_tf_example_signature_module_flows_through_against_the_tutorial_baseline(runs: dict, tmp_path: Path) -> None:
     import tensorflow as tf
 
     result = runs["examples"]
@@ -191,4 +197,4 @@ def test_tf_example_signature_module_flows_through_against_the_tutorial_baseline
 
     records = [example([5.1, 3.5, 1.4, 0.2]), example([6.7, 3.0, 5.2, 2.3])]
     instances = [{"b64": base64.b64encode(record).decode()} for record in records]
-    _rest_predict_matches_the_model(runs["root"] / "serving", 2, instances, {"examples": np.array(records, dtype=object)})
+    _rest_predict_matches_the_model(runs["root"] / "serving", 2, instances, {"examples": np.array(records, dtype=object)}, tmp_path)
