@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
         help="leave out the InfraValidator (by default it loads and queries the model in a model "
         "server process inside its own pod before the Pusher may push)",
     )
+    from pipeline.cli import add_module_arguments
+
+    # No default file: the image carries the built-in trainer; a module file is packaged as a
+    # wheel under the pipeline root at compile time, as TFX does.
+    add_module_arguments(c, default_module_file=None)
     beam = c.add_argument_group("Beam (see docs/kubeflow.md, 'Beam at scale')")
     beam.add_argument("--beam-runner", choices=sorted(RUNNERS), help="runner for the data components (default: TFX's in-process DirectRunner)")
     beam.add_argument("--beam-workers", type=int, help="direct: processes (0 = per core); flink/spark: parallelism; dataflow: max workers")
@@ -68,9 +73,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _compile(args: argparse.Namespace) -> int:
+    from components.trainer.module_file import ModuleFileError
     from kubeflow.beam import BeamArgsError, BeamSettings, beam_args
     from kubeflow.compile import CompileError, compile_pipeline, validate_pipeline_name
     from kubeflow.submit import load_package
+    from pipeline.cli import module_overrides
     from pipeline.configs import ConfigError, PipelineConfig
 
     try:
@@ -87,7 +94,9 @@ def _compile(args: argparse.Namespace) -> int:
             )
             if value
         }
-        config = PipelineConfig.for_data(args.data or env.get("PIPELINE_DATA") or "digits", **overrides)
+        config = PipelineConfig.for_data(
+            args.data or env.get("PIPELINE_DATA") or "digits", **overrides, **module_overrides(args)
+        )
         pipeline_args: list[str] = []
         if args.beam_runner:
             pipeline_args = beam_args(
@@ -120,7 +129,7 @@ def _compile(args: argparse.Namespace) -> int:
             infra_validator=infra_validator,
         )
         package = load_package(output)
-    except (CompileError, ConfigError, BeamArgsError) as error:
+    except (CompileError, ConfigError, BeamArgsError, ModuleFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"compiled {package.pipeline_name}: {len(package.tasks)} tasks, image {', '.join(package.images)}")

@@ -16,6 +16,7 @@ from tfx import v1 as tfx
 from kubeflow.beam import validate_beam_args
 from pipeline.configs import PipelineConfig
 from pipeline.pipeline import InfraValidatorFactory, create_pipeline
+from pipeline.runners import package_user_modules
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,9 @@ def compile_pipeline(
         output_dir=str(output.parent.resolve()),
         output_filename=output.name,
     )
+    # A module file becomes a wheel under the pipeline root now, as TFX does (the root may be a
+    # gs:// URI); the build's output goes to a log beside the compiled file.
+    package_user_modules(pipeline, log=str(output.resolve().parent / f"{output.stem}.wheel-build.log"))
     runner.run(pipeline)
     logger.info("compiled %s (%d components) to %s", config.pipeline_name, len(pipeline.components), output)
     return output

@@ -47,6 +47,66 @@ def _docker_image(text: str) -> tuple[str, str]:
     return name, tag
 
 
+def _steps(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _custom_config(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"epochs\": 3}}', got {text!r} ({error.msg})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"epochs\": 3}}', got {text!r}")
+    return value
+
+
+def add_module_arguments(parser: argparse.ArgumentParser, *, default_module_file: Optional[str]) -> None:
+    """--module-file, --train-steps, --eval-steps, --custom-config: TFX's Trainer arguments."""
+    from components.trainer.module_file import BUILTIN_MODULE_FILE
+
+    group = parser.add_argument_group(
+        "bring your own model (TFX Trainer module; see docs/bring-your-own-model.md)"
+    )
+    default = (f"the built-in trainer, {os.path.relpath(BUILTIN_MODULE_FILE)}" if default_module_file
+               else "the built-in trainer from the pipeline image, components.trainer.model.run_fn")
+    group.add_argument(
+        "--module-file", metavar="FILE", default=default_module_file,
+        help="Python file with a top-level run_fn(fn_args), as TFX's Trainer takes it: fn_args.train_files, "
+             "eval_files, data_accessor, schema_path, serving_model_dir, train_steps, eval_steps, custom_config; "
+             "run_fn must save a SavedModel with a serving_default signature to fn_args.serving_model_dir "
+             f"(default: {default})")
+    group.add_argument("--train-steps", type=_steps, metavar="N",
+                       help="TFX TrainArgs(num_steps=N): fn_args.train_steps (default unset: None; modules written "
+                            "from TFX's tutorials need it, e.g. 100; the built-in trainer trains by --epochs)")
+    group.add_argument("--eval-steps", type=_steps, metavar="N",
+                       help="TFX EvalArgs(num_steps=N): fn_args.eval_steps (default unset: None)")
+    group.add_argument("--custom-config", type=_custom_config, metavar="JSON",
+                       help="a JSON object given to run_fn as fn_args.custom_config; with the built-in trainer, "
+                            "overrides of its settings (e.g. '{\"dense_units\": 32}')")
+
+
+def module_overrides(args: argparse.Namespace) -> dict:
+    """PipelineConfig fields from add_module_arguments' flags; the module file checked and absolute."""
+    from components.trainer.module_file import check_module_file, is_builtin
+
+    module_file = args.module_file or ""
+    if module_file and not is_builtin(module_file):
+        module_file = check_module_file(module_file)
+    return {
+        "module_file": module_file,
+        "train_steps": args.train_steps,
+        "eval_steps": args.eval_steps,
+        "custom_config": args.custom_config,
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description="TFX pipeline: data -> blessed, pushed SavedModel.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--image-size", type=_image_size, default=(32, 32), help="HEIGHTxWIDTH for images:DIR (default 32x32)")
     run.add_argument("--label-key", default="label", help="label column of a CSV file (default label)")
     run.add_argument("--eval-percent", type=int, default=20, help="eval share when the data has no split (default 20)")
+    from components.trainer.module_file import BUILTIN_MODULE_FILE
+
+    add_module_arguments(run, default_module_file=BUILTIN_MODULE_FILE)
     run.add_argument("--no-cache", action="store_true", help="re-run every component")
     run.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
                      help="Beam pipeline arg, repeatable, e.g. --beam-arg=--direct_running_mode=multi_processing --beam-arg=--direct_num_workers=2")
@@ -121,6 +184,7 @@ def config_from_args(args: argparse.Namespace) -> configs.PipelineConfig:
         label_key=args.label_key,
         eval_percent=args.eval_percent,
         enable_cache=not args.no_cache,
+        **module_overrides(args),
     )
     return config.replace(
         pipeline_root=os.path.abspath(config.pipeline_root), serving_dir=os.path.abspath(config.serving_dir)
@@ -129,7 +193,10 @@ def config_from_args(args: argparse.Namespace) -> configs.PipelineConfig:
 
 def _quiet_environment(verbose: bool) -> None:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    # TFX installs a module file's wheel with pip in the Trainer: no progress or version chatter.
+    os.environ.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
     if not verbose:
+        os.environ.setdefault("PIP_QUIET", "1")
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
         # Inherited by Beam's multi-processing workers, which do not share our filters.
         os.environ.setdefault("PYTHONWARNINGS", "ignore")
@@ -217,6 +284,9 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout, infra_val
     started = time.monotonic()
     try:
         config = config_from_args(args)
+        from pipeline.trainer_args import trainer_module
+
+        trainer_module(config)  # the built-in trainer's settings with --custom-config must make sense
         if args.endpoint:
             from serving.live_check import endpoints_from_arg
 

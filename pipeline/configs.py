@@ -6,7 +6,7 @@ import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping, Optional
 
 from components.trainer.settings import TrainerSettings
 
@@ -151,6 +151,15 @@ class PipelineConfig:
     # Changes when the input files change so a cached ExampleGen is not reused on new data;
     # filled by the CLI (`source_fingerprint`), empty when compiling for a cluster.
     data_fingerprint: str = ""
+    # The Trainer's module file (TFX's `module_file`: a top-level run_fn(fn_args)); empty means the
+    # built-in trainer by its Python path (components.trainer.model.run_fn), as installed.
+    module_file: str = ""
+    # TFX TrainArgs / EvalArgs num_steps: fn_args.train_steps / eval_steps (None: unset, as in TFX).
+    train_steps: Optional[int] = None
+    eval_steps: Optional[int] = None
+    # fn_args.custom_config of a module file (a JSON object); for the built-in trainer, overrides
+    # of its settings (components.trainer.settings.TrainerSettings keys).
+    custom_config: Optional[Mapping[str, Any]] = None
 
     def __post_init__(self) -> None:
         if not _PIPELINE_NAME_RE.match(self.pipeline_name):
@@ -171,6 +180,11 @@ class PipelineConfig:
             raise ConfigError(f"image size must be (height, width) >= 1, got {self.image_size}")
         if not 1 <= self.eval_percent <= 90:
             raise ConfigError(f"eval percent must be in [1, 90], got {self.eval_percent}")
+        for name, steps in (("train steps", self.train_steps), ("eval steps", self.eval_steps)):
+            if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+                raise ConfigError(f"{name} must be an integer >= 1 (or unset), got {steps!r}")
+        if self.custom_config is not None and not isinstance(self.custom_config, Mapping):
+            raise ConfigError(f"custom config must be a JSON object (a mapping), got {type(self.custom_config).__name__}")
 
     @classmethod
     def for_data(cls, data: DataSource | str = "digits", *, runs_dir: str = DEFAULT_RUNS_DIR, **overrides) -> "PipelineConfig":

@@ -2,40 +2,32 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Callable, Optional, Sequence
 
 # Direct imports rather than `tfx.v1`: its extensions pull in google-cloud-aiplatform (~4 s).
-from tfx.components import CsvExampleGen, Evaluator, SchemaGen, StatisticsGen, Trainer
+from tfx.components import CsvExampleGen, SchemaGen, StatisticsGen
 from tfx.dsl.components.base import base_node
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.orchestration import pipeline as tfx_pipeline
-from tfx.proto import example_gen_pb2
+from tfx.proto import example_gen_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
 from components.data_validation.component import StrictExampleValidator
+from components.evaluator.component import Evaluator
 from components.evaluator.eval_config import make_eval_config
 from components.example_gen.component import ImageExampleGen
 from components.pusher.component import LayoutPusher
-from components.trainer.settings import IMAGE_TASK, TABULAR_TASK, TrainerSettings
+from components.trainer.component import Trainer
+from components.trainer.module_file import BUILTIN_RUN_FN
 from pipeline import configs
+from pipeline.trainer_args import trainer_module, trainer_settings  # noqa: F401 - trainer_settings re-exported
 
 # (model channel, examples channel) -> a component whose output `blessing` is an InfraBlessing.
 InfraValidatorFactory = Callable[[Channel, Channel], base_node.BaseNode]
 
-TRAINER_RUN_FN = "components.trainer.model.run_fn"
-
-
-def trainer_settings(config: configs.PipelineConfig) -> TrainerSettings:
-    """The Trainer's custom_config from the pipeline config (hyperparameters and input shape)."""
-    return TrainerSettings(
-        task=IMAGE_TASK if config.data.is_image else TABULAR_TASK,
-        image_shape=config.image_shape if config.data.is_image else (1, 1, 1),
-        label_key=config.label_key,
-        **dataclasses.asdict(config.training),
-    )
+TRAINER_RUN_FN = BUILTIN_RUN_FN
 
 
 def _example_gen(config: configs.PipelineConfig):
@@ -91,12 +83,14 @@ def create_pipeline(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     ).with_id(configs.EXAMPLE_VALIDATOR_ID)
 
-    # Why: fits the Keras model and exports the SavedModel with all serving signatures.
+    # Why: runs the module's run_fn (TFX's contract; the built-in trainer by default) and checks
+    # that it saved a SavedModel with a serving_default signature.
     trainer = Trainer(
-        run_fn=TRAINER_RUN_FN,
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
-        custom_config=trainer_settings(config).to_custom_config(),
+        train_args=trainer_pb2.TrainArgs(num_steps=config.train_steps),
+        eval_args=trainer_pb2.EvalArgs(num_steps=config.eval_steps),
+        **trainer_module(config),
     ).with_id(configs.TRAINER_ID)
     trainer.add_upstream_node(example_validator)
 
@@ -107,10 +101,12 @@ def create_pipeline(
         model_blessing=Channel(type=standard_artifacts.ModelBlessing),
     ).with_id(configs.RESOLVER_ID)
 
-    # Why: TFMA blesses the model only above the accuracy floor and not worse than the baseline.
+    # Why: TFMA blesses the model only above the accuracy floor and not worse than the baseline;
+    # it calls the signature each model exports (the schema decodes named-feature inputs).
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
+        schema=schema_gen.outputs["schema"],
         baseline_model=model_resolver.outputs["model"],
         eval_config=make_eval_config(
             accuracy_lower_bound=config.evaluation.accuracy_lower_bound,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Optional, Sequence
+import sys
+from typing import Iterator, Optional, Sequence
 
 from tfx.orchestration import metadata
 from tfx.orchestration import pipeline as tfx_pipeline
@@ -34,11 +36,55 @@ def build(
     )
 
 
+@contextlib.contextmanager
+def _output_to(path: str) -> Iterator[None]:
+    """Points this process's stdout and stderr (file descriptors, so subprocesses too) at `path`."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def package_user_modules(pipeline: tfx_pipeline.Pipeline, *, log: Optional[str] = None) -> None:
+    """Packages module files as TFX does (wheels under `<pipeline_root>/_wheels/`), quietly.
+
+    TFX's runners resolve these pip dependencies themselves when they start; resolving first
+    (a second resolve is a no-op) keeps `setup.py bdist_wheel`'s output in the local file `log`
+    (default `<pipeline_root>/_wheels/build.log`), written only when there is a module to package.
+    """
+    from tfx.dsl.components.base import base_component
+
+    components = [c for c in pipeline.components if isinstance(c, base_component.BaseComponent)]
+    if not any(getattr(c, "_pip_dependencies", None) for c in components):
+        return
+    root = pipeline.pipeline_info.pipeline_root
+    log = log or os.path.join(root, "_wheels", "build.log")
+    try:
+        with _output_to(log):
+            for component in components:
+                component._resolve_pip_dependencies(root)  # pylint: disable=protected-access
+    except (RuntimeError, ValueError, OSError) as error:
+        raise configs.ConfigError(f"packaging the Trainer module as a wheel failed: {error} (see {log})") from None
+
+
 def run_pipeline(pipeline: tfx_pipeline.Pipeline, *, runner: str = "beam") -> None:
     """Runs a built pipeline to completion; raises when a component fails."""
     if runner not in RUNNERS:
         raise configs.ConfigError(f"runner {runner!r}: expected one of {', '.join(RUNNERS)}")
     os.makedirs(pipeline.pipeline_info.pipeline_root, exist_ok=True)
+    package_user_modules(pipeline)
     if runner == "beam":
         from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 

@@ -23,7 +23,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from serving import layout, validate
+from serving import example_inputs, layout, validate
 
 logger = logging.getLogger(__name__)
 
@@ -101,23 +101,6 @@ def load_examples(examples_uri: str | os.PathLike[str], split: str = "eval", lim
     return [record.numpy() for record in dataset]
 
 
-def _batch_inputs(signature_def, examples: Sequence[bytes]) -> tuple[dict[str, np.ndarray], list]:
-    """Input batch for the signature (rows from the examples, else one zero row) and parsed examples."""
-    from tensorflow.core.example import example_pb2
-
-    parsed = []
-    for record in examples:
-        example = example_pb2.Example()
-        example.ParseFromString(record)
-        parsed.append(example)
-    rows: dict[str, list[np.ndarray]] = {key: [] for key in signature_def.inputs}
-    for example in parsed or [None]:
-        for key, info in signature_def.inputs.items():
-            array, _ = validate.input_row(key, info, example)
-            rows[key].append(array)
-    return {key: np.concatenate(values, axis=0) for key, values in rows.items()}, parsed
-
-
 def _labels(parsed: Sequence, label_key: str | None) -> list[int] | None:
     if not label_key or not parsed:
         return None
@@ -128,12 +111,6 @@ def _labels(parsed: Sequence, label_key: str | None) -> list[int] | None:
             return None
         labels.append(int(feature.int64_list.value[0]))
     return labels
-
-
-def _predicted_classes(outputs: Mapping[str, np.ndarray], class_output: str | None) -> np.ndarray | None:
-    if class_output and class_output in outputs:
-        return np.asarray(outputs[class_output]).reshape(-1).astype(np.int64)
-    return None
 
 
 def _row_matches(expected: Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray], rows: int) -> tuple[int, str]:
@@ -226,7 +203,7 @@ def _check_endpoint(
                              f"the pushed SavedModel does not load in-process: {validate.shorten(str(error))}")
     matched, mismatch = _row_matches(wanted, actual, rows)
     correct = None
-    predicted = _predicted_classes(actual, class_output)
+    predicted = example_inputs.predicted_classes(actual, class_output, rows)
     if labels is not None and predicted is not None:
         correct = int((predicted == np.asarray(labels)).sum())
     ok = matched == rows
@@ -278,7 +255,8 @@ def check_live_endpoint(
             model_name, version, None, (),
             reason=f"version {version} has no signature {signature_name!r}; it has {sorted(signature_defs)}",
         )
-    inputs, parsed = _batch_inputs(signature_defs[signature_name], examples)
+    inputs = example_inputs.signature_inputs(signature_defs[signature_name], examples)
+    parsed = example_inputs.parse_examples(examples)
     cache: dict[str, Mapping[str, np.ndarray]] = {}
 
     def expected() -> Mapping[str, np.ndarray]:

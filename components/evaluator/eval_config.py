@@ -12,8 +12,9 @@ ACCURACY_METRIC = "sparse_categorical_accuracy"
 def make_eval_config(*, accuracy_lower_bound: float, max_accuracy_drop: float, label_key: str = features.LABEL_KEY) -> tfma.EvalConfig:
     """Blessed when accuracy >= the floor and >= baseline accuracy - max_accuracy_drop.
 
-    The model is evaluated through its `serving_examples` signature (serialized tf.Example in,
-    `scores` out), so TFMA sees exactly what TF Serving's Classify API serves. The slice on the
+    The ModelSpec's signature and prediction key are the built-in models' (`serving_examples`,
+    `scores`); the Evaluator's executor replaces them per model with what that model exports
+    (components.evaluator.logic.eval_signature). The slice on the
     label gives accuracy per true class (per-class recall); the change threshold is skipped by
     TFMA when there is no blessed baseline yet (first run).
     """

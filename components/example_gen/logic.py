@@ -375,22 +375,59 @@ def check_source(kind: str, path: str, *, label_key: str = "label") -> None:
         raise DataSourceError(f"unknown dataset {kind!r}")
 
 
+# Cells that mean "no value" in exported spreadsheets; CsvExampleGen would read them as text.
+_NA_TOKENS = frozenset({"na", "n/a", "nan", "null", "none", "?", "-", "missing"})
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
 def check_csv(file: Path, label_key: str) -> list[str]:
-    """The CSV has a header with `label_key` and at least one numeric feature column; returns the header."""
+    """Checks a CSV the way CsvExampleGen will read it; returns the header (TFX's column names).
+
+    Handled downstream: string columns, string labels, empty cells, names with spaces, dots or
+    leading digits. Refused here, naming the column: names CsvExampleGen would mangle (quotes,
+    surrounding spaces, a byte-order mark), empty or duplicate names, names that collide as
+    signature inputs, rows of the wrong length, a column without any value, a label missing on
+    a row, a numeric column with text such as "NA" standing for missing values.
+    """
     import csv
+
+    from components.trainer.names import input_key
 
     if not file.is_file():
         raise DataSourceError(f"{file}: not a file (expected a CSV file with a header row)")
     try:
-        with open(file, newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            first = next(reader, None)
-    except (UnicodeDecodeError, csv.Error) as exc:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
         raise DataSourceError(f"{file}: not a readable UTF-8 CSV file: {exc}") from exc
-    if not header:
+    if text.startswith("\ufeff"):
+        raise DataSourceError(f"{file}: starts with a UTF-8 byte-order mark, which would become part of the first column name; save it without BOM")
+    first_line = text.split("\n", 1)[0].strip()
+    if not first_line:
         raise DataSourceError(f"{file}: empty CSV file (expected a header row naming the columns)")
-    header = [name.strip() for name in header]
+    # CsvExampleGen names the columns by splitting the first line on ',' (io_utils.load_csv_column_names).
+    header = first_line.split(",")
+    seen: dict[str, str] = {}
+    for index, name in enumerate(header, start=1):
+        where = f"{file}: column {index} of the header"
+        if not name.strip():
+            raise DataSourceError(f"{where} has no name: name every column")
+        if '"' in name or "'" in name:
+            raise DataSourceError(f"{where} ({name}) is quoted: CsvExampleGen keeps quotes in names and splits on every ','; remove the quotes")
+        if name != name.strip():
+            raise DataSourceError(f"{where} ({name!r}) has spaces around it: remove them (they would be part of the feature name)")
+        key = input_key(name)
+        if name in seen.values():
+            raise DataSourceError(f"{where}: {name!r} appears twice: column names must be unique")
+        if key in seen:
+            raise DataSourceError(f"{where}: {seen[key]!r} and {name!r} both become the model input {key!r}: rename one")
+        seen[key] = name
     if label_key not in header:
         raise DataSourceError(
             f"{file}: no label column {label_key!r} in the header (columns: {', '.join(header)}); "
@@ -398,8 +435,42 @@ def check_csv(file: Path, label_key: str) -> list[str]:
         )
     if len(header) < 2:
         raise DataSourceError(f"{file}: expected at least one feature column besides {label_key!r}")
-    if first is None:
+    label = header.index(label_key)
+    filled = [0] * len(header)
+    numbers = [0] * len(header)
+    text_cell: list[tuple[int, str] | None] = [None] * len(header)
+    rows = 0
+    try:
+        reader = csv.reader(text.splitlines()[1:])
+        for line, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            rows += 1
+            if len(row) != len(header):
+                raise DataSourceError(f"{file}: line {line} has {len(row)} cells, the header names {len(header)} columns")
+            if not row[label].strip():
+                raise DataSourceError(f"{file}: line {line} has no value in the label column {label_key!r}: every row needs a label")
+            for index, cell in enumerate(row):
+                if not cell:
+                    continue
+                filled[index] += 1
+                if _is_number(cell):
+                    numbers[index] += 1
+                elif text_cell[index] is None:
+                    text_cell[index] = (line, cell)
+    except csv.Error as exc:
+        raise DataSourceError(f"{file}: not a readable CSV file: {exc}") from exc
+    if not rows:
         raise DataSourceError(f"{file}: has a header but no data rows")
+    for index, name in enumerate(header):
+        if not filled[index]:
+            raise DataSourceError(f"{file}: column {name!r} has no value on any row: drop it")
+        found = text_cell[index]
+        if found and numbers[index] and found[1].strip().lower() in _NA_TOKENS:
+            raise DataSourceError(
+                f"{file}: column {name!r} holds numbers but {found[1]!r} on line {found[0]}: leave a missing value empty "
+                "(CsvExampleGen would read the whole column as text)"
+            )
     return header
 
 

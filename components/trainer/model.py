@@ -1,16 +1,20 @@
-"""Trainer module: `run_fn` for TFX's Trainer, a CNN for images and a dense net for tabular data.
+"""Built-in Trainer module: `run_fn` for TFX's Trainer, a CNN for images and a dense net for CSV columns.
 
 The pipeline passes `TrainerSettings.to_custom_config()` as the Trainer's custom_config. The best
 epoch by validation accuracy is checkpointed and restored before export; EarlyStopping ends
-training when validation accuracy stops improving. Export goes through signatures.py.
+training when validation accuracy stops improving. Export goes through signatures.export_serving_model,
+the helper any module can call.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -20,6 +24,8 @@ from components.trainer.settings import IMAGE_TASK, TrainerSettings
 logger = logging.getLogger(__name__)
 
 ACCURACY_METRIC = "accuracy"
+# Distinct values of a string column one-hot encoded by the dense net; rarer ones share one slot.
+MAX_VOCABULARY = 100
 
 
 class TrainingDataError(ValueError):
@@ -36,18 +42,11 @@ def _files(patterns: Sequence[str]) -> list[str]:
     return files
 
 
-def examples_dir(file_patterns: Sequence[str]) -> str:
-    """The Examples artifact directory from Trainer's `<uri>/Split-<name>/*` patterns."""
-    return os.path.dirname(os.path.dirname(file_patterns[0]))
-
-
-def read_class_names(file_patterns: Sequence[str]) -> list[str] | None:
-    """class_names.txt written by ImageExampleGen beside the splits, or None (CsvExampleGen)."""
-    path = os.path.join(examples_dir(file_patterns), features.CLASS_NAMES_FILE)
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as handle:
-        return [line.rstrip("\n") for line in handle if line.rstrip("\n")]
+def _records(patterns: Sequence[str], *, shuffle: bool, seed: int) -> tf.data.Dataset:
+    dataset = tf.data.TFRecordDataset(_files(patterns), compression_type="GZIP").cache()
+    if shuffle:
+        dataset = dataset.shuffle(20000, seed=seed, reshuffle_each_iteration=True)
+    return dataset
 
 
 def image_dataset(patterns: Sequence[str], shape: Sequence[int], batch_size: int, *, shuffle: bool, seed: int) -> tf.data.Dataset:
@@ -58,66 +57,113 @@ def image_dataset(patterns: Sequence[str], shape: Sequence[int], batch_size: int
         parsed = tf.io.parse_example(serialized, spec)
         return features.pixels_from_examples(parsed, shape), parsed[features.LABEL_KEY]
 
-    dataset = tf.data.TFRecordDataset(_files(patterns), compression_type="GZIP").cache()
-    if shuffle:
-        dataset = dataset.shuffle(20000, seed=seed, reshuffle_each_iteration=True)
+    dataset = _records(patterns, shuffle=shuffle, seed=seed)
     return dataset.batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def tabular_dataset(
-    patterns: Sequence[str], feature_dtypes: Mapping[str, tf.DType], label_key: str, batch_size: int, *, shuffle: bool, seed: int
+    patterns: Sequence[str],
+    columns: Mapping[str, tf.DType],
+    label_key: str,
+    label_dtype: tf.DType,
+    batch_size: int,
+    *,
+    class_names: Sequence[str] | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
 ) -> tf.data.Dataset:
-    """({column: float32 [B, 1]}, label int64 [B]) batches."""
-    spec = features.tabular_feature_spec(feature_dtypes)
-    spec[label_key] = tf.io.FixedLenFeature([], tf.int64)
+    """({input_key(column): [B, 1]}, label [B]) batches; with class_names the label is its class id."""
+    table = None
+    if class_names is not None and features.is_string(label_dtype):
+        table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(list(class_names), tf.range(len(class_names), dtype=tf.int64)), -1
+        )
 
     def parse(serialized):
-        parsed = tf.io.parse_example(serialized, spec)
-        columns = {name: tf.reshape(tf.cast(parsed[name], tf.float32), [-1, 1]) for name in feature_dtypes}
-        return columns, parsed[label_key]
+        parsed = features.parse_columns(serialized, {**columns, label_key: label_dtype})
+        label = tf.reshape(parsed.pop(label_key), [-1])
+        if table is not None:
+            label = table.lookup(label)
+        elif class_names is not None:
+            label = tf.cast(label, tf.int64)
+        return {features.input_key(name): value for name, value in parsed.items()}, label
 
-    dataset = tf.data.TFRecordDataset(_files(patterns), compression_type="GZIP").cache()
-    if shuffle:
-        dataset = dataset.shuffle(20000, seed=seed, reshuffle_each_iteration=True)
+    dataset = _records(patterns, shuffle=shuffle, seed=seed)
     return dataset.batch(batch_size).map(parse).prefetch(tf.data.AUTOTUNE)
 
 
-def collect_labels(dataset: tf.data.Dataset) -> list[int]:
-    return [int(v) for _, labels in dataset for v in labels.numpy()]
-
-
-def tabular_columns(schema_file: str, label_key: str) -> dict[str, tf.DType]:
-    """Numeric scalar feature columns from SchemaGen's schema; the label must be an INT column."""
-    from tensorflow_metadata.proto.v0 import schema_pb2
-    from google.protobuf import text_format
-
-    schema = schema_pb2.Schema()
-    with tf.io.gfile.GFile(schema_file) as handle:
-        text_format.Parse(handle.read(), schema)
-    by_name = {feature.name: feature for feature in schema.feature}
+def tabular_columns(schema_file: str, label_key: str) -> tuple[dict[str, tf.DType], tf.DType]:
+    """(feature columns, label type) from SchemaGen's schema; the label holds ints or strings."""
+    by_name = features.schema_columns(features.read_schema(schema_file))
     if label_key not in by_name:
         raise TrainingDataError(
             f"the data has no label column {label_key!r} (columns: {', '.join(sorted(by_name))}); "
-            "set the label key to the column holding integer class ids"
+            "set the label key to the column holding the classes"
         )
-    if by_name[label_key].type != schema_pb2.INT:
+    label_dtype = by_name.pop(label_key)
+    if label_dtype == tf.float32:
         raise TrainingDataError(
-            f"label column {label_key!r} must hold integer class ids 0..K-1, "
-            f"found {schema_pb2.FeatureType.Name(by_name[label_key].type)} values"
+            f"label column {label_key!r} holds decimal numbers: expected class ids 0..K-1 or class names"
         )
-    columns: dict[str, tf.DType] = {}
-    for name, feature in sorted(by_name.items()):
-        if name == label_key:
-            continue
-        if feature.type == schema_pb2.INT:
-            columns[name] = tf.int64
-        elif feature.type == schema_pb2.FLOAT:
-            columns[name] = tf.float32
-        else:
-            logger.warning("ignoring non-numeric column %r (only numeric columns feed the dense net)", name)
-    if not columns:
-        raise TrainingDataError(f"no numeric feature columns besides the label {label_key!r}")
-    return columns
+    if not by_name:
+        raise TrainingDataError(f"no feature columns besides the label {label_key!r}")
+    return dict(sorted(by_name.items())), label_dtype
+
+
+@dataclass(frozen=True)
+class ColumnStats:
+    """What the dense net adapts to from the train split: numeric means/variances, vocabularies, classes."""
+
+    means: dict[str, float]
+    variances: dict[str, float]
+    vocabularies: dict[str, list[str]]
+    class_names: list[str]
+
+
+def column_stats(
+    train: tf.data.Dataset, val: tf.data.Dataset, columns: Mapping[str, tf.DType], label_key: str, max_vocabulary: int
+) -> ColumnStats:
+    """One pass over raw (unmapped) batches: NaN-aware moments, the most frequent strings, the labels."""
+    numbers: dict[str, list[np.ndarray]] = {name: [] for name, dtype in columns.items() if not features.is_string(dtype)}
+    counts: dict[str, Counter] = {name: Counter() for name, dtype in columns.items() if features.is_string(dtype)}
+    labels: set = set()
+    for dataset, is_train in ((train, True), (val, False)):
+        for batch, label in dataset:
+            labels.update(label.numpy().tolist())
+            if not is_train:
+                continue
+            for name in numbers:
+                numbers[name].append(batch[features.input_key(name)].numpy().reshape(-1))
+            for name in counts:
+                counts[name].update(v for v in batch[features.input_key(name)].numpy().reshape(-1).tolist() if v)
+    means, variances = {}, {}
+    for name, chunks in numbers.items():
+        values = np.concatenate(chunks) if chunks else np.array([], np.float32)
+        present = values[~np.isnan(values)]
+        means[name] = float(present.mean()) if present.size else 0.0
+        variances[name] = float(present.var()) if present.size > 1 and present.var() > 0 else 1.0
+    vocabularies = {
+        name: sorted(value.decode("utf-8", "replace") for value, _ in counter.most_common(max_vocabulary))
+        for name, counter in counts.items()
+    }
+    return ColumnStats(means, variances, vocabularies, label_names(labels, label_key))
+
+
+def label_names(values: set, label_key: str) -> list[str]:
+    """Class names from the label values: sorted strings, or "0".."K-1" for integer class ids."""
+    if any(isinstance(v, bytes) for v in values):
+        names = sorted(v.decode("utf-8") for v in values if v)
+    else:
+        ids = sorted(float(v) for v in values if not np.isnan(v))
+        bad = [v for v in ids if v < 0 or v != int(v)]
+        if bad or not ids:
+            raise TrainingDataError(
+                f"label column {label_key!r} has value {bad[0] if bad else 'none'}: expected class ids 0..K-1 or class names"
+            )
+        names = [str(i) for i in range(int(ids[-1]) + 1)]
+    if len(names) < 2:
+        raise TrainingDataError(f"label column {label_key!r} has {len(names)} class(es): expected two or more")
+    return names
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -142,18 +188,34 @@ def build_cnn(shape: Sequence[int], num_classes: int, settings: TrainerSettings)
     return keras.Model(inputs, outputs)
 
 
-def build_dense(columns: Sequence[str], num_classes: int, settings: TrainerSettings, train: tf.data.Dataset) -> keras.Model:
-    """Normalised numeric columns (statistics adapted on the train split) into a small dense net."""
-    inputs = {name: keras.Input(shape=(1,), name=name, dtype=tf.float32) for name in columns}
-    x = keras.layers.Concatenate()([inputs[name] for name in columns]) if len(columns) > 1 else inputs[columns[0]]
-    normalizer = keras.layers.Normalization()
-    normalizer.adapt(train.map(lambda cols, _: tf.concat([cols[name] for name in columns], axis=-1)))
-    x = normalizer(x)
+def build_dense(columns: Mapping[str, tf.DType], stats: ColumnStats, settings: TrainerSettings) -> keras.Model:
+    """A small dense net on raw columns: numbers normalised (a missing value becomes the train mean),
+    strings one-hot over the train split's most frequent values (unknown and missing share a slot)."""
+    inputs = {
+        features.input_key(name): keras.Input(shape=(1,), name=features.input_key(name), dtype=tf.string if features.is_string(dtype) else tf.float32)
+        for name, dtype in columns.items()
+    }
+    parts = []
+    numeric = [name for name, dtype in columns.items() if not features.is_string(dtype)]
+    if numeric:
+        x = keras.layers.Concatenate()([inputs[features.input_key(name)] for name in numeric]) if len(numeric) > 1 else inputs[features.input_key(numeric[0])]
+        x = keras.layers.Normalization(
+            mean=[stats.means[name] for name in numeric], variance=[stats.variances[name] for name in numeric]
+        )(x)
+        # NaN (an empty cell) normalises to NaN; 0 after normalisation is the train mean.
+        parts.append(keras.layers.Lambda(lambda t: tf.where(tf.math.is_nan(t), tf.zeros_like(t), t), name="fill_missing")(x))
+    for name, dtype in columns.items():
+        if features.is_string(dtype):
+            lookup = keras.layers.StringLookup(
+                vocabulary=stats.vocabularies[name] or [""], output_mode="one_hot", name=f"vocabulary_{features.input_key(name)}"
+            )
+            parts.append(lookup(inputs[features.input_key(name)]))
+    x = keras.layers.Concatenate()(parts) if len(parts) > 1 else parts[0]
     for units in settings.tabular_hidden_units:
         x = keras.layers.Dense(units, activation="relu")(x)
         if settings.dropout:
             x = keras.layers.Dropout(settings.dropout)(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    outputs = keras.layers.Dense(len(stats.class_names), activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs)
 
 
@@ -213,26 +275,30 @@ def run_fn(fn_args) -> None:
     keras.utils.set_random_seed(settings.seed)
     work_dir = fn_args.model_run_dir or fn_args.serving_model_dir + "-work"
     if settings.task == IMAGE_TASK:
-        class_names = read_class_names(fn_args.train_files)
+        class_names = features.read_class_names(fn_args.train_files)
         if not class_names:
             raise TrainingDataError(
-                f"no {features.CLASS_NAMES_FILE} beside {examples_dir(fn_args.train_files)}: image examples "
+                f"no {features.CLASS_NAMES_FILE} beside {features.examples_dir(fn_args.train_files)}: image examples "
                 "must come from ImageExampleGen"
             )
         train = image_dataset(fn_args.train_files, settings.image_shape, settings.batch_size, shuffle=True, seed=settings.seed)
         val = image_dataset(fn_args.eval_files, settings.image_shape, settings.batch_size, shuffle=False, seed=settings.seed)
         model = build_cnn(settings.image_shape, len(class_names), settings)
         fit_best(model, train, val, settings, work_dir)
-        signatures.export_image_classifier(model, fn_args.serving_model_dir, class_names, settings.image_shape)
+        signatures.export_serving_model(model, fn_args, class_names=class_names, image_shape=settings.image_shape)
         return
 
-    columns = tabular_columns(fn_args.schema_file or fn_args.schema_path, settings.label_key)
-    train = tabular_dataset(fn_args.train_files, columns, settings.label_key, settings.batch_size, shuffle=True, seed=settings.seed)
-    val = tabular_dataset(fn_args.eval_files, columns, settings.label_key, settings.batch_size, shuffle=False, seed=settings.seed)
-    labels = collect_labels(train) + collect_labels(val)
-    if min(labels) < 0:
-        raise TrainingDataError(f"label column {settings.label_key!r} has negative value {min(labels)}: expected class ids 0..K-1")
-    class_names = [str(i) for i in range(max(labels) + 1)]
-    model = build_dense(list(columns), len(class_names), settings, train)
+    columns, label_dtype = tabular_columns(fn_args.schema_file or fn_args.schema_path, settings.label_key)
+
+    def dataset(patterns: Sequence[str], class_names=None, shuffle: bool = False) -> tf.data.Dataset:
+        return tabular_dataset(
+            patterns, columns, settings.label_key, label_dtype, settings.batch_size,
+            class_names=class_names, shuffle=shuffle, seed=settings.seed,
+        )
+
+    stats = column_stats(dataset(fn_args.train_files), dataset(fn_args.eval_files), columns, settings.label_key, MAX_VOCABULARY)
+    train = dataset(fn_args.train_files, stats.class_names, shuffle=True)
+    val = dataset(fn_args.eval_files, stats.class_names)
+    model = build_dense(columns, stats, settings)
     fit_best(model, train, val, settings, work_dir)
-    signatures.export_tabular_classifier(model, fn_args.serving_model_dir, class_names, columns)
+    signatures.export_serving_model(model, fn_args, class_names=stats.class_names)

@@ -190,3 +190,52 @@ def test_a_local_dataset_path_is_flagged(tmp_path: Path, caplog: pytest.LogCaptu
 
     [warning] = [r.getMessage() for r in caplog.records if "local path" in r.getMessage()]
     assert warning.startswith(f"data path '{tmp_path}' is a local path")
+
+
+def _task_parameters(spec: pipeline_spec_pb2.PipelineSpec, task: str) -> dict:
+    parameters = spec.root.dag.tasks[task].inputs.parameters
+    # TFX's KubeflowV2DagRunner writes exec properties as constant string parameters of the task.
+    return {name: value.runtime_value.constant_value.string_value for name, value in parameters.items()}
+
+
+def test_a_module_file_reaches_the_cluster_as_tfx_packages_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import zipfile
+
+    module = REPO / "tests" / "testdata" / "penguin_simple" / "penguin_simple.py"
+    out, root = tmp_path / "p.json", tmp_path / "root"
+
+    code = main(["compile", "--image", "kit:1", "--output", str(out), "--pipeline-root", str(root),
+                 "--module-file", str(module), "--train-steps", "100", "--eval-steps", "5",
+                 "--custom-config", '{"units": 8}'])
+
+    assert code == 0, capsys.readouterr().err
+    parameters = _task_parameters(parse_spec(out), "Trainer")
+    # TFX's user-module packaging: a wheel under the pipeline root, `module_path` = "<module>@<wheel>",
+    # and no local module_file left for the pod to miss.
+    name, wheel = parameters["module_path"].split("@")
+    assert name == "penguin_simple"
+    assert Path(wheel).parent == root / "_wheels" and Path(wheel).name.startswith("tfx_user_code_Trainer-0.0+")
+    with zipfile.ZipFile(wheel) as archive:
+        assert archive.read("penguin_simple.py") == module.read_bytes()
+    assert "module_file" not in parameters and "run_fn" not in parameters
+    assert json.loads(parameters["train_args"]) == {"num_steps": 100}
+    assert json.loads(parameters["eval_args"]) == {"num_steps": 5}
+    assert json.loads(parameters["custom_config"]) == {"units": 8}
+
+
+def test_without_a_module_file_the_image_runs_the_builtin_trainer(compiled_json: Path) -> None:
+    parameters = _task_parameters(parse_spec(compiled_json), "Trainer")
+    assert parameters["run_fn"] == "components.trainer.model.run_fn"
+    assert "module_path" not in parameters
+
+
+def test_cli_refuses_a_missing_module_file_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["compile", "--image", "kit:1", "--output", str(tmp_path / "p.json"), "--module-file", str(tmp_path / "none.py")])
+
+    stderr = capsys.readouterr().err
+    assert code == 1
+    assert stderr.strip().splitlines() == [
+        f"error: module file {tmp_path / 'none.py'} does not exist: expected a Python file defining a top-level "
+        "run_fn(fn_args), TFX Trainer's module_file"
+    ]
+    assert not (tmp_path / "p.json").exists()

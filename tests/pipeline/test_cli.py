@@ -196,3 +196,67 @@ def test_validation_failures_are_described_with_value_and_bound() -> None:
     assert summary.describe_failure(change) == (
         "sparse_categorical_accuracy change vs baseline -0.0500, expected absolute change -0.01 (worse than baseline)"
     )
+
+
+# --- bring your own model: TFX Trainer arguments ------------------------------------------------
+
+
+def test_builtin_trainer_is_the_default_module_file() -> None:
+    from components.trainer.module_file import BUILTIN_MODULE_FILE
+
+    config = cli.config_from_args(cli.build_parser().parse_args(["run"]))
+    assert config.module_file == BUILTIN_MODULE_FILE
+    assert (config.train_steps, config.eval_steps, config.custom_config) == (None, None, None)
+
+
+def test_module_flags_reach_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "penguin.py").write_text("def run_fn(fn_args):\n    pass\n")
+    monkeypatch.chdir(tmp_path)
+    args = cli.build_parser().parse_args([
+        "run", "--module-file", "penguin.py", "--train-steps", "100", "--eval-steps", "5",
+        "--custom-config", '{"units": [8, 8], "note": "x"}',
+    ])
+    config = cli.config_from_args(args)
+    assert config.module_file == str(tmp_path / "penguin.py")
+    assert (config.train_steps, config.eval_steps) == (100, 5)
+    assert config.custom_config == {"units": [8, 8], "note": "x"}
+
+
+@pytest.mark.parametrize("flag, value", [
+    ("--train-steps", "0"), ("--eval-steps", "many"), ("--custom-config", "[1, 2]"), ("--custom-config", "{oops"),
+])
+def test_bad_module_flag_values_are_refused_by_the_parser(flag: str, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args(["run", flag, value])
+    assert exit_info.value.code == cli.EXIT_BAD_INPUT
+    assert f"argument {flag}: expected" in capsys.readouterr().err
+
+
+def _module_without_run_fn(tmp_path: Path) -> Path:
+    path = tmp_path / "trainer_module.py"
+    path.write_text("def trainer_fn(args):\n    pass\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "make,expected",
+    [
+        (lambda tmp: ["--module-file", str(tmp / "missing.py")], "does not exist: expected a Python file defining a top-level run_fn"),
+        (lambda tmp: ["--module-file", str(_module_without_run_fn(tmp))], "has no run_fn (it defines trainer_fn): expected"),
+        (lambda tmp: ["--custom-config", '{"epoch": 3}'], "custom config for the built-in trainer: unknown trainer settings ['epoch']"),
+    ],
+)
+def test_bad_modules_are_refused_before_anything_runs(tmp_path: Path, make, expected: str) -> None:
+    result = _run_cli(tmp_path, *make(tmp_path))
+    assert result.returncode == cli.EXIT_BAD_INPUT, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert expected in lines[0]
+    assert not (tmp_path / "root").exists() and not (tmp_path / "serving").exists()
+
+
+def test_run_help_shows_how_to_bring_a_model() -> None:
+    text = cli.build_parser()._subparsers._group_actions[0].choices["run"].format_help()  # pylint: disable=protected-access
+    for needed in ("--module-file FILE", "run_fn(fn_args)", "serving_model_dir", "--train-steps N",
+                   "TrainArgs(num_steps=N)", "--eval-steps N", "--custom-config JSON", "docs/bring-your-own-model.md"):
+        assert needed in " ".join(text.split()), needed

@@ -142,3 +142,47 @@ def test_local_runner_rejects_unknown_runner(tmp_path: Path) -> None:
 
     with pytest.raises(configs.ConfigError, match="runner 'airflow': expected one of beam, local"):
         runners.run(_config(tmp_path), runner="airflow")
+
+
+# --- bring your own model --------------------------------------------------------------------
+
+
+def test_a_module_file_gets_tfx_trainer_arguments_as_given(tmp_path: Path) -> None:
+    from components.trainer.component import Trainer
+
+    module = tmp_path / "penguin.py"
+    module.write_text("def run_fn(fn_args):\n    pass\n")
+    config = _config(tmp_path, module_file=str(module), train_steps=100, eval_steps=5, custom_config={"units": 8})
+    components = _by_id(create_pipeline(config=config))
+    trainer = components["Trainer"]
+    assert isinstance(trainer, Trainer)
+    props = trainer.exec_properties
+    assert (props["module_file"], props["run_fn"]) == (str(module), None)
+    assert json.loads(props["custom_config"]) == {"units": 8}  # the user's, not the built-in's settings
+    assert json.loads(props["train_args"]) == {"num_steps": 100}
+    assert json.loads(props["eval_args"]) == {"num_steps": 5}
+    # The Evaluator decodes named-feature inputs with the schema.
+    assert components["Evaluator"].inputs["schema"] is components["SchemaGen"].outputs["schema"]
+
+
+def test_builtin_trainer_by_file_or_by_python_path_gets_its_settings(tmp_path: Path) -> None:
+    from components.trainer.module_file import BUILTIN_MODULE_FILE
+
+    by_file = _by_id(create_pipeline(config=_config(tmp_path, module_file=BUILTIN_MODULE_FILE, custom_config={"dense_units": 16})))
+    by_path = _by_id(create_pipeline(config=_config(tmp_path)))
+    assert by_file["Trainer"].exec_properties["module_file"] == BUILTIN_MODULE_FILE
+    assert by_path["Trainer"].exec_properties["run_fn"] == TRAINER_RUN_FN
+    settings = TrainerSettings.from_custom_config(json.loads(by_file["Trainer"].exec_properties["custom_config"]))
+    assert settings.dense_units == 16 and settings.image_shape == (8, 8, 1)
+    # Unset steps stay unset, as in TFX (fn_args.train_steps is None).
+    assert json.loads(by_path["Trainer"].exec_properties["train_args"]) == {}
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"train_steps": 0}, "train steps must be an integer >= 1"),
+    ({"eval_steps": 2.5}, "eval steps must be an integer >= 1"),
+    ({"custom_config": ["a"]}, "custom config must be a JSON object"),
+])
+def test_bad_trainer_arguments_in_the_config(tmp_path: Path, overrides: dict, message: str) -> None:
+    with pytest.raises(configs.ConfigError, match=message):
+        _config(tmp_path, **overrides)

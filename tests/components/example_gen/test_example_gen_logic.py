@@ -189,6 +189,39 @@ def test_csv_header_checks(tmp_path: Path) -> None:
         logic.check_csv(header_only, "label")
 
 
+def test_messy_csv_that_the_pipeline_handles_passes_the_check(tmp_path: Path) -> None:
+    """Odd names, a string column, a string label and empty cells: CsvExampleGen's exact header comes back."""
+    messy = tmp_path / "messy.csv"
+    messy.write_text(
+        'sepal length (cm),2nd.width,Colour name,species\n'
+        '5.1,,"dark, red",setosa\n'
+        ',3.0,,versicolor\n'
+    )
+    assert logic.check_csv(messy, "species") == ["sepal length (cm)", "2nd.width", "Colour name", "species"]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('a,"b",label\n1,2,0\n', r'column 2 of the header \("b"\) is quoted'),
+        ("a, b,label\n1,2,0\n", r"column 2 of the header \(' b'\) has spaces around it"),
+        ("a,,label\n1,2,0\n", "column 2 of the header has no name"),
+        ("a,a,label\n1,2,0\n", "'a' appears twice"),
+        ("a b,a-b,label\n1,2,0\n", "'a b' and 'a-b' both become the model input 'a_b'"),
+        ("\ufeffa,label\n1,0\n", "byte-order mark"),
+        ("a,label\n1,0\n2\n", "line 3 has 1 cells, the header names 2 columns"),
+        ("a,label\n1,0\n2,\n", "line 3 has no value in the label column 'label'"),
+        ("a,b,label\n1,,0\n2,,1\n", "column 'b' has no value on any row"),
+        ("age,label\n31,0\nNA,1\n", "column 'age' holds numbers but 'NA' on line 3: leave a missing value empty"),
+    ],
+)
+def test_csv_that_csvexamplegen_would_misread_is_refused_naming_the_column(tmp_path: Path, text: str, expected: str) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(text, encoding="utf-8")
+    with pytest.raises(logic.DataSourceError, match=expected):
+        logic.check_source("csv", str(bad))
+
+
 def test_encode_png_round_trips(tmp_path: Path) -> None:
     from PIL import Image
     import io

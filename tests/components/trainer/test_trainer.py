@@ -117,27 +117,37 @@ def test_image_run_fn_without_class_names_file_is_refused(tmp_path: Path) -> Non
         model.run_fn(_fn_args(tmp_path, uri, model.TrainerSettings(image_shape=(8, 8, 3), epochs=1)))
 
 
-def _write_tabular(tmp_path: Path, rows: int = 80) -> tuple[str, str]:
+_KINDS = {schema_pb2.FLOAT: "float_list", schema_pb2.INT: "int64_list", schema_pb2.BYTES: "bytes_list"}
+
+
+def _write_columns(tmp_path: Path, columns: dict, row, rows: int) -> tuple[str, str]:
+    """Train/eval TFRecords of `row(i, label) -> {column: [values]}` (3 classes) and their schema.
+
+    An empty value list is what CsvExampleGen writes for an empty cell.
+    """
     rng = np.random.default_rng(0)
     uri = tmp_path / "tabular"
+    lists = {schema_pb2.FLOAT: tf.train.FloatList, schema_pb2.INT: tf.train.Int64List, schema_pb2.BYTES: tf.train.BytesList}
     for split, count in (("train", rows), ("eval", rows // 4)):
         (uri / f"Split-{split}").mkdir(parents=True)
         with tf.io.TFRecordWriter(str(uri / f"Split-{split}" / "data.gz"), "GZIP") as writer:
-            for _ in range(count):
-                label = int(rng.integers(0, 3))
-                example = tf.train.Example(features=tf.train.Features(feature={
-                    "width": tf.train.Feature(float_list=tf.train.FloatList(value=[label * 10 + rng.normal()])),
-                    "count": tf.train.Feature(int64_list=tf.train.Int64List(value=[label * 5])),
-                    "note": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"x"])),
-                    "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-                }))
-                writer.write(example.SerializeToString())
+            for i in range(count):
+                values = row(i, int(rng.integers(0, 3)), rng)
+                feature = {name: tf.train.Feature(**{_KINDS[kind]: lists[kind](value=values[name])}) for name, kind in columns.items()}
+                writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
     schema = schema_pb2.Schema()
-    for name, kind in (("width", schema_pb2.FLOAT), ("count", schema_pb2.INT), ("note", schema_pb2.BYTES), ("label", schema_pb2.INT)):
+    for name, kind in columns.items():
         schema.feature.add(name=name, type=kind)
     schema_file = str(tmp_path / "schema.pbtxt")
     io_utils.write_pbtxt_file(schema_file, schema)
     return str(uri), schema_file
+
+
+def _write_tabular(tmp_path: Path, rows: int = 80) -> tuple[str, str]:
+    columns = {"width": schema_pb2.FLOAT, "count": schema_pb2.INT, "note": schema_pb2.BYTES, "label": schema_pb2.INT}
+    return _write_columns(tmp_path, columns, lambda i, label, rng: {
+        "width": [label * 10 + rng.normal()], "count": [label * 5], "note": [b"x"], "label": [label],
+    }, rows)
 
 
 def test_tabular_run_fn_exports_raw_feature_and_example_signatures(tmp_path: Path) -> None:
@@ -146,23 +156,24 @@ def test_tabular_run_fn_exports_raw_feature_and_example_signatures(tmp_path: Pat
     model.run_fn(_fn_args(tmp_path, uri, settings, schema_file))
     export = str(tmp_path / "serving_model")
     defs = _signature_defs(export)
-    assert set(defs[signatures.SERVING_DEFAULT].inputs) == {"count", "width"}  # the string column is ignored
+    assert set(defs[signatures.SERVING_DEFAULT].inputs) == {"count", "note", "width"}
     assert defs[signatures.EXAMPLES_SIGNATURE].method_name == signatures.CLASSIFY_METHOD_NAME
     loaded = tf.saved_model.load(export)
     result = loaded.signatures[signatures.SERVING_DEFAULT](
-        width=tf.constant([0.0, 20.0]), count=tf.constant([0.0, 10.0])
+        width=tf.constant([0.0, 20.0]), count=tf.constant([0.0, 10.0]), note=tf.constant(["x", "x"])
     )
     assert result["class_name"].numpy().tolist() == [b"0", b"2"]
     example = tf.train.Example(features=tf.train.Features(feature={
         "width": tf.train.Feature(float_list=tf.train.FloatList(value=[10.0])),
         "count": tf.train.Feature(int64_list=tf.train.Int64List(value=[5])),
+        "note": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"x"])),
     }))
     classified = loaded.signatures[signatures.EXAMPLES_SIGNATURE](inputs=tf.constant([example.SerializeToString()]))
     assert classified["classes"].numpy().tolist() == [[b"0", b"1", b"2"]]
     assert int(np.argmax(classified["scores"].numpy()[0])) == 1
 
 
-def test_tabular_columns_require_an_integer_label(tmp_path: Path) -> None:
+def test_tabular_columns_take_int_or_string_labels_and_refuse_decimals(tmp_path: Path) -> None:
     schema = schema_pb2.Schema()
     schema.feature.add(name="x", type=schema_pb2.FLOAT)
     schema.feature.add(name="species", type=schema_pb2.BYTES)
@@ -170,5 +181,49 @@ def test_tabular_columns_require_an_integer_label(tmp_path: Path) -> None:
     io_utils.write_pbtxt_file(path, schema)
     with pytest.raises(model.TrainingDataError, match=r"no label column 'label' \(columns: species, x\)"):
         model.tabular_columns(path, "label")
-    with pytest.raises(model.TrainingDataError, match="label column 'species' must hold integer class ids"):
-        model.tabular_columns(path, "species")
+    assert model.tabular_columns(path, "species") == ({"x": tf.float32}, tf.string)
+    with pytest.raises(model.TrainingDataError, match="label column 'x' holds decimal numbers"):
+        model.tabular_columns(path, "x")
+
+
+def test_label_names_from_values() -> None:
+    assert model.label_names({b"virginica", b"setosa"}, "species") == ["setosa", "virginica"]
+    assert model.label_names({0.0, 2.0}, "label") == ["0", "1", "2"]
+    with pytest.raises(model.TrainingDataError, match="label column 'label' has value -1.0"):
+        model.label_names({-1.0, 1.0}, "label")
+    with pytest.raises(model.TrainingDataError, match="has 1 class"):
+        model.label_names({b"setosa"}, "species")
+
+
+def _write_messy(tmp_path: Path) -> tuple[str, str]:
+    """Odd names, empty cells, a string column and a string label."""
+    columns = {"sepal length (cm)": schema_pb2.FLOAT, "Colour name": schema_pb2.BYTES, "species": schema_pb2.BYTES}
+    return _write_columns(tmp_path, columns, lambda i, label, rng: {
+        "sepal length (cm)": [] if i % 7 == 0 else [label * 3 + rng.normal() * 0.3],
+        "Colour name": [] if i % 5 == 0 else [["red", "green", "blue"][label].encode()],
+        "species": [["setosa", "versicolor", "virginica"][label].encode()],
+    }, 120)
+
+
+def test_tabular_run_fn_on_messy_columns_serves_the_label_names(tmp_path: Path) -> None:
+    uri, schema_file = _write_messy(tmp_path)
+    settings = model.TrainerSettings(
+        task=settings_module.TABULAR_TASK, label_key="species", epochs=25, batch_size=16, learning_rate=0.02, patience=25
+    )
+    model.run_fn(_fn_args(tmp_path, uri, settings, schema_file))
+    export = str(tmp_path / "serving_model")
+    assert (Path(export) / "assets" / features.CLASS_NAMES_FILE).read_text().split() == ["setosa", "versicolor", "virginica"]
+    assert set(_signature_defs(export)[signatures.SERVING_DEFAULT].inputs) == {"sepal_length_cm", "Colour_name"}
+    loaded = tf.saved_model.load(export)
+    served = loaded.signatures[signatures.SERVING_DEFAULT](
+        sepal_length_cm=tf.constant([0.0, 6.0, float("nan")]), Colour_name=tf.constant(["red", "blue", "green"])
+    )
+    # An empty cell (NaN / "") still gets an answer: the colour alone names the class.
+    assert served["class_name"].numpy().tolist() == [b"setosa", b"virginica", b"versicolor"]
+    missing = tf.train.Example(features=tf.train.Features(feature={
+        "sepal length (cm)": tf.train.Feature(float_list=tf.train.FloatList(value=[])),
+        "Colour name": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"blue"])),
+    }))
+    classified = loaded.signatures[signatures.EXAMPLES_SIGNATURE](inputs=tf.constant([missing.SerializeToString()]))
+    assert classified["classes"].numpy().tolist() == [[b"setosa", b"versicolor", b"virginica"]]
+    assert int(np.argmax(classified["scores"].numpy()[0])) == 2
