@@ -22,6 +22,7 @@ from serving.client.datasets import load_digits_set, load_folder_set, load_npz_s
 from serving.client.images import encoded_image, image_input, load_image
 from serving.client.rest import examples_to_json, json_to_array, model_path
 from serving.client.types import interpret_classifier_outputs, parse_endpoint, parse_metadata, parse_status
+from serving.process import free_port
 
 MODEL = "bright"
 CLASSIFY = "tensorflow/serving/classify"
@@ -126,12 +127,6 @@ def endpoint(server, protocol: str) -> str:
 
 def gray(value: float, rows: int = 1) -> np.ndarray:
     return np.full((rows, 4, 4, 1), value, dtype=np.float32)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 PROTOCOLS = pytest.mark.parametrize("protocol", ["rest", "grpc"])
