@@ -14,9 +14,9 @@ import requests
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from serving.model_store import ModelStore, single_model_config
-from serving.protocol import Code, ServingError
-from serving.servable import load_servable
+from serving.server.model_store import ModelStore, single_model_config
+from serving.errors import Code, ServingError
+from serving.server.servable import load_servable
 
 
 def build_v1_half_plus_two(export_dir: Path, with_variables: bool = True) -> Path:
@@ -86,7 +86,7 @@ def test_tf1_model_without_variables_is_skipped_with_one_log_line(
     base = tmp_path / "novars"
     version_dir = build_v1_half_plus_two(base / "1", with_variables=False)
     assert (version_dir / "variables").is_dir() and not any((version_dir / "variables").iterdir())
-    caplog.set_level(logging.INFO, logger="serving.model_store")
+    caplog.set_level(logging.INFO, logger="serving.server.model_store")
     store = ModelStore(single_model_config("novars", str(base)), poll_wait_seconds=0)
     store.start()
     try:
@@ -122,7 +122,7 @@ def test_missing_saved_model_pb_is_logged_once_and_again_when_the_reason_changes
 ):
     base = tmp_path / "m"
     (base / "3").mkdir(parents=True)
-    caplog.set_level(logging.INFO, logger="serving.model_store")
+    caplog.set_level(logging.INFO, logger="serving.server.model_store")
     store = ModelStore(single_model_config("m", str(base)), poll_wait_seconds=0)
     store.start()
     try:
