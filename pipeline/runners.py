@@ -74,7 +74,7 @@ def package_user_modules(pipeline: tfx_pipeline.Pipeline, *, log: Optional[str] 
     try:
         with _output_to(log):
             for component in components:
-                component._resolve_pip_dependencies(root)  # pylint: disable=protected-access
+                component._resolve_pip_dependencies(root)  # pylint: disable=protected-access  # noqa: SLF001 - TFX's own wheel packaging step, run early
     except (RuntimeError, ValueError, OSError) as error:
         raise configs.ConfigError(f"packaging the Trainer module as a wheel failed: {error} (see {log})") from None
 

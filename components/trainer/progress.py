@@ -94,7 +94,7 @@ def injected_into_keras_fit() -> Iterator[None]:
     except ImportError:  # no tf_keras: nothing to inject into
         yield
         return
-    original = keras_callbacks.CallbackList._add_default_callbacks
+    original = keras_callbacks.CallbackList._add_default_callbacks  # noqa: SLF001 - tf_keras has no public hook for default callbacks
 
     def add_default_callbacks(self, add_history, add_progbar):
         original(self, add_history, add_progbar)
@@ -105,8 +105,8 @@ def injected_into_keras_fit() -> Iterator[None]:
         except Exception:  # never break the user's fit() for a progress line
             logger.debug("could not add the progress callback", exc_info=True)
 
-    keras_callbacks.CallbackList._add_default_callbacks = add_default_callbacks
+    keras_callbacks.CallbackList._add_default_callbacks = add_default_callbacks  # noqa: SLF001 - tf_keras has no public hook for default callbacks
     try:
         yield
     finally:
-        keras_callbacks.CallbackList._add_default_callbacks = original
+        keras_callbacks.CallbackList._add_default_callbacks = original  # noqa: SLF001 - tf_keras has no public hook for default callbacks

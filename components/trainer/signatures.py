@@ -246,7 +246,7 @@ class _ClassifierModule(tf.Module):
         self.class_table = _class_table(class_names_file)
         self.num_classes = num_classes
         self._kind = kind
-        self._preprocess = preprocess
+        self.preprocess = preprocess
 
     def probabilities(self, model_inputs: Tensors) -> tf.Tensor:
         return to_probabilities(self.model(model_inputs, training=False), self._kind)
@@ -294,7 +294,7 @@ def _image_signatures(module: _ClassifierModule, shape: tuple[int, int, int]) ->
     spec = features.image_feature_spec(shape)
 
     def model_inputs(pixels):
-        x = module._preprocess(pixels) if module._preprocess else pixels
+        x = module.preprocess(pixels) if module.preprocess else pixels
         return _fit_image(module.model, x)
 
     @tf.function(input_signature=[tf.TensorSpec([None, height, width, channels], tf.float32, name=IMAGE_INPUT)], autograph=False)
@@ -324,7 +324,7 @@ def _tabular_signatures(module: _ClassifierModule, columns: Mapping[str, tf.DTyp
     numeric = [name for name in names if not features.is_string(columns[name])]
 
     def model_inputs(raw):
-        return module._preprocess(raw) if module._preprocess else _fit_columns(module.model, raw, numeric)
+        return module.preprocess(raw) if module.preprocess else _fit_columns(module.model, raw, numeric)
 
     specs = [
         tf.TensorSpec([None], tf.string if features.is_string(columns[name]) else tf.float32, name=features.input_key(name))

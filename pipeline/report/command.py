@@ -52,7 +52,7 @@ def save_live_check(pipeline_root: str, report: Any) -> None:
     """Keeps a live check for the latest run's report; a failure here is logged, never raised."""
     try:
         build.save_facts(pipeline_root, live_check=live_check_record(report))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - never fail the run for its report
         logger.warning("could not save the live check for the report: %s", exc)
 
 
@@ -60,7 +60,7 @@ def save_error(pipeline_root: str, message: str) -> None:
     """Keeps why the latest run failed (ML Metadata records only that it did); never raises."""
     try:
         build.save_facts(pipeline_root, error=message)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - never fail the run for its report
         logger.debug("could not save the error for the report: %s", exc)
 
 

@@ -68,7 +68,7 @@ def read_history(log_dir: str) -> Optional[TrainingHistory]:
         try:
             for tag, step, value in scalars(path):
                 found.setdefault(f"{run}\0{tag}", {})[step] = value
-        except Exception as exc:  # a truncated file of a crashed run: keep what was read
+        except Exception as exc:  # a truncated file of a crashed run: keep what was read  # noqa: BLE001 - a report part that cannot be read is named as missing, not fatal
             logger.warning("could not read all of %s: %s", path, exc)
     if not found:
         return None

@@ -263,18 +263,18 @@ def data_summary(reader: _RunReader, notes: list[str]) -> Optional[DataSummary]:
         try:
             data.class_counts[split] = class_counts(artifact.uri, split, key, data.class_names)
             data.split_counts.setdefault(split, sum(data.class_counts[split].values()))
-        except Exception as exc:  # e.g. a string label: the counts are left out, the rest stands
+        except Exception as exc:  # e.g. a string label: the counts are left out, the rest stands  # noqa: BLE001 - a report part that cannot be read is named as missing, not fatal
             notes.append(f"examples per class of the {split} split: {exc}")
     shape = _json(custom(artifact, "image_shape"))
     if shape:
         try:
             data.samples = sample_images(artifact.uri, key, shape, data.class_names)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a report part that cannot be read is named as missing, not fatal
             notes.append(f"sample images: {exc}")
     for statistics in reader.artifacts_of(configs.STATISTICS_GEN_ID, "statistics")[:1]:
         try:
             data.features = feature_statistics(statistics.uri)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a report part that cannot be read is named as missing, not fatal
             notes.append(f"feature statistics at {statistics.uri}: {exc}")
     return data
 
@@ -334,7 +334,7 @@ def evaluation(reader: _RunReader, class_names: list[str], notes: list[str]) -> 
         summary = RunSummary(executions={})
         try:
             read_evaluation(artifact.uri, summary)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a report part that cannot be read is named as missing, not fatal
             notes.append(f"evaluation metrics at {artifact.uri}: {exc}")
             continue
         result.accuracy, result.baseline_accuracy = summary.accuracy, summary.baseline_accuracy
@@ -344,7 +344,7 @@ def evaluation(reader: _RunReader, class_names: list[str], notes: list[str]) -> 
         try:
             result.confusion_labels, result.confusion = confusion_matrix(artifact.uri, class_names)
             result.example_count = int(sum(map(sum, result.confusion))) or None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a report part that cannot be read is named as missing, not fatal
             notes.append(f"confusion matrix at {artifact.uri}: {exc}")
     return result
 
@@ -396,7 +396,7 @@ def load_run(store: Any, run: PipelineRun, pipeline_root: str = "") -> RunReport
     for model_run in reader.artifacts_of(configs.TRAINER_ID, "model_run")[:1]:
         try:
             report.training = history.read_history(model_run.uri)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a report part that cannot be read is named as missing, not fatal
             report.notes.append(f"training history at {model_run.uri}: {exc}")
     class_names = report.data.class_names if report.data else []
     report.evaluation = evaluation(reader, class_names, report.notes)
