@@ -203,8 +203,10 @@ def publish(
         version = (existing[-1] + 1) if existing else 1
         staging = model_dir / f"{STAGING_PREFIX}{version}"
         final = model_dir / str(version)
-        if staging.exists():
-            shutil.rmtree(staging)
+        # Under the lock no publisher is copying, so a staging dir is what a killed one left.
+        for leftover in model_dir.glob(f"{STAGING_PREFIX}*"):
+            logger.warning("removing %s, left by a publish that did not finish", leftover)
+            shutil.rmtree(leftover, ignore_errors=True)
         try:
             copy(str(source_path), str(staging))
             problem = saved_model_problem(staging)
