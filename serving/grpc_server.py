@@ -138,6 +138,50 @@ class GrpcOptions:
     reuse_port: bool = False
 
 
+class _Undecodable:
+    """Stands for request bytes that did not parse, so the call can answer INVALID_ARGUMENT."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+class _UndecodableRequestsAreInvalid(grpc.aio.ServerInterceptor):
+    """Request bytes that do not parse as the method's message get INVALID_ARGUMENT naming the
+    method (grpc.aio itself answers UNKNOWN "Unexpected DecodeError"). Handlers are wrapped
+    once per method."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
+    async def intercept_service(self, continuation, handler_call_details):
+        method = handler_call_details.method
+        if method in self._wrapped:
+            return self._wrapped[method]
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None or handler.request_deserializer is None:
+            return handler
+        parse, behaviour = handler.request_deserializer, handler.unary_unary
+
+        def deserialize(data: bytes) -> Any:
+            try:
+                return parse(data)
+            except Exception as error:  # noqa: BLE001 - protobuf's DecodeError and its kin
+                return _Undecodable(f"Malformed request: {method}: {error}")
+
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if isinstance(request, _Undecodable):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+            return await behaviour(request, context)
+
+        wrapped = grpc.unary_unary_rpc_method_handler(
+            call, request_deserializer=deserialize, response_serializer=handler.response_serializer
+        )
+        self._wrapped[method] = wrapped
+        return wrapped
+
+
 def _read_pem(value: str) -> bytes:
     """SSLConfig fields hold PEM text in TF Serving; a path is accepted too, for convenience."""
     if "-----BEGIN" in value:
@@ -156,7 +200,7 @@ async def start_grpc_server(
         ("grpc.so_reuseport", 1 if options.reuse_port else 0),
         *options.channel_arguments,
     ]
-    server = grpc.aio.server(options=server_options)
+    server = grpc.aio.server(options=server_options, interceptors=[_UndecodableRequestsAreInvalid()])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionServicer(core, executor, observe), server
     )

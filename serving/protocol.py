@@ -267,6 +267,8 @@ def numpy_dtype(dtype: int) -> np.dtype:
 
 _FLOAT_KINDS = frozenset("fiu")
 _INT_KINDS = frozenset("iu")
+# The largest tensor a request may make (a single value broadcast over its shape included).
+MAX_TENSOR_BYTES = 2**31 - 1
 _FLOAT32_MAX_EXACT_INT = (1 << 24) - 1
 _FLOAT64_MAX_EXACT_INT = (1 << 53) - 1
 # Largest finite value of the float targets a double can overflow.
@@ -863,7 +865,13 @@ def tensor_proto_to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
     if any(d < 0 for d in shape):
         raise invalid(f"Tensor shape {shape} has a negative dimension")
     dtype = numpy_dtype(proto.dtype)
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)
+    if count * dtype.itemsize > MAX_TENSOR_BYTES:
+        # One value broadcast over a huge shape would allocate far more than a request carries.
+        raise invalid(
+            f"Tensor shape {shape} of {dtype_name(proto.dtype)} needs {count * dtype.itemsize} bytes; "
+            f"the limit is {MAX_TENSOR_BYTES} (the largest gRPC message)"
+        )
     if proto.dtype == types_pb2.DT_STRING:
         values = list(proto.string_val)
         array = np.empty(len(values), dtype=object)

@@ -335,3 +335,14 @@ def test_big_bodies_parse_with_the_gc_paused_and_restored():
         assert math.isnan(doc["instances"][-1][0]) and not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("shape", [[2**31], [2**20, 2**20], [2**62, 2**62, 4]])
+def test_a_single_value_is_not_broadcast_over_a_huge_shape(shape):
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
+
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[1.0])
+    proto.tensor_shape.dim.extend(tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in shape)
+    with pytest.raises(ServingError, match="the limit is 2147483647") as raised:
+        protocol.tensor_proto_to_ndarray(proto)
+    assert raised.value.code == Code.INVALID_ARGUMENT
