@@ -57,6 +57,16 @@ def test_tf1_saved_model_predicts_in_process(v1_model: Path):
     np.testing.assert_allclose(out["y"], [[4.0]])
 
 
+def _grpc_y(server, model_name: str, x: float) -> np.ndarray:
+    """Output `y` of a gRPC Predict with input `image` = [[x]]."""
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = model_name
+        request.inputs["image"].CopyFrom(tf.make_tensor_proto(np.array([[x]], np.float32)))
+        return tf.make_ndarray(stub.Predict(request, timeout=30).outputs["y"])
+
+
 def test_tf1_saved_model_over_rest_and_grpc(tmp_path: Path, v1_model: Path, serve):
     base = tmp_path / "v1"
     shutil.copytree(v1_model, base / "1")
@@ -71,13 +81,7 @@ def test_tf1_saved_model_over_rest_and_grpc(tmp_path: Path, v1_model: Path, serv
         )
         assert response.status_code == 200, response.text
         assert response.json() == {"outputs": [[5.0]]}
-        with grpc.insecure_channel(server.grpc_target) as channel:
-            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            request = predict_pb2.PredictRequest()
-            request.model_spec.name = "v1"
-            request.inputs["image"].CopyFrom(tf.make_tensor_proto(np.array([[10.0]], np.float32)))
-            reply = stub.Predict(request, timeout=30)
-        np.testing.assert_allclose(tf.make_ndarray(reply.outputs["y"]), [[7.0]])
+        np.testing.assert_allclose(_grpc_y(server, "v1", 10.0), [[7.0]])
 
 
 def test_tf1_model_without_variables_is_served_with_its_empty_variables_dir(tmp_path: Path, serve):
@@ -92,13 +96,7 @@ def test_tf1_model_without_variables_is_served_with_its_empty_variables_dir(tmp_
         )
         assert response.status_code == 200, response.text
         assert response.json() == {"predictions": [[3.0]]}
-        with grpc.insecure_channel(server.grpc_target) as channel:
-            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            request = predict_pb2.PredictRequest()
-            request.model_spec.name = "novars"
-            request.inputs["image"].CopyFrom(tf.make_tensor_proto(np.array([[6.0]], np.float32)))
-            reply = stub.Predict(request, timeout=30)
-        np.testing.assert_allclose(tf.make_ndarray(reply.outputs["y"]), [[5.0]])
+        np.testing.assert_allclose(_grpc_y(server, "novars", 6.0), [[5.0]])
         assert "not loading" not in server.log()
 
 
