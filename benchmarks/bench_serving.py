@@ -37,7 +37,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
+
+from serving.process import embedded_command, free_port, spawn, stop_processes
 
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 4, 16)
@@ -270,12 +271,6 @@ class LoadGenerator:
 # Models, payloads, servers (this process loads TensorFlow for the model build and the floor).
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def build_cifar_cnn(base_dir: Path) -> Path:
     """An untrained CIFAR-sized CNN (32x32x3, three conv layers) as SavedModel `<base>/1`."""
     import tensorflow as tf
@@ -382,9 +377,8 @@ def write_payloads(work: Path, floor: Floor) -> tuple[dict[str, str], dict[int, 
 @contextlib.contextmanager
 def running(command: list[str], ready_url: str, log_path: Path, timeout: float = 180.0) -> Iterator[None]:
     """Starts a server process, waits for `ready_url` to answer 200, SIGTERMs it at the end."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_USE_LEGACY_KERAS": "1"}
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
+        process = spawn(command, stdout=log, cwd=REPO)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -405,13 +399,7 @@ def running(command: list[str], ready_url: str, log_path: Path, timeout: float =
             time.sleep(0.2)
         yield
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes([process], 20)
 
 
 def server_command(variant: str, version_dir: Path, base: Path, rest_port: int, grpc_port: int,
@@ -419,7 +407,7 @@ def server_command(variant: str, version_dir: Path, base: Path, rest_port: int, 
     if variant == "naive":
         return ([sys.executable, str(REPO / "benchmarks" / "naive_server.py"), f"--port={rest_port}",
                  f"--model_dir={version_dir}"], f"http://127.0.0.1:{rest_port}/")
-    command = (prefix or [sys.executable, "-m", "serving.server"]) + [
+    command = (prefix or embedded_command()) + [
         f"--port={grpc_port}", f"--rest_api_port={rest_port}", f"--model_name={MODEL_NAME}",
         f"--model_base_path={base}"]
     if variant.startswith("ours+batching"):
@@ -457,7 +445,7 @@ def bench_model(label: str, version_dir: Path, work: Path, duration: float, roun
     with contextlib.ExitStack() as stack:
         tests = []
         for variant in variants:
-            ports = (_free_port(), _free_port())
+            ports = (free_port(), free_port())
             command, ready = server_command(variant, version_dir, base, *ports, batching_file)
             print(f"[{label}] starting {variant}", file=sys.stderr, flush=True)
             stack.enter_context(running(command, ready, work / f"{variant}.log"))
@@ -498,7 +486,7 @@ def profile_server(version_dir: Path, work: Path, duration: float, protocol: str
     os.symlink(version_dir.resolve(), base / "1")
     payloads, _ = write_payloads(work, Floor(version_dir))
     (work / "batching.pbtxt").write_text(batching_parameters(batch_timeout_micros))
-    ports = (_free_port(), _free_port())
+    ports = (free_port(), free_port())
     stats_path = work / "server.prof"
     variant = "ours+batching" if batching else "ours"
     command, ready = server_command(variant, version_dir, base, *ports, work / "batching.pbtxt",
@@ -543,7 +531,7 @@ def noop_server_main(kind: str, port: int) -> int:
         return answer
 
     async def serve() -> None:
-        server = grpc.aio.server()  # the server serving.grpc_server runs
+        server = grpc.aio.server()  # the server serving.server.grpc_api runs
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
             "tensorflow.serving.PredictionService", {"Predict": grpc.unary_unary_rpc_method_handler(predict)}),))
         server.add_insecure_port(f"127.0.0.1:{port}")
@@ -570,7 +558,7 @@ def transport_ceilings(work: Path, duration: float) -> str:
     loadgen = LoadGenerator()
     try:
         for kind in ("rest", "grpc"):
-            port = _free_port()
+            port = free_port()
             url = f"http://127.0.0.1:{port}/" if kind == "rest" else None
             process = subprocess.Popen([sys.executable, __file__, "_noop", kind, str(port)], cwd=REPO)
             try:

@@ -51,7 +51,7 @@ def make_handler(signature: Any) -> type[http.server.BaseHTTPRequestHandler]:
                 else:
                     predictions = [{k: _plain(v[i]) for k, v in outputs.items()} for i in range(rows)]
                 self._send(200, {"predictions": predictions})
-            except Exception as err:  # a naive script: any failure is a 400 with the text
+            except Exception as err:  # noqa: BLE001 - a naive script: any failure is a 400 with the text
                 self._send(400, {"error": str(err)})
 
         def _send(self, status: int, document: Any) -> None:

@@ -158,13 +158,13 @@ class SoakResult:
 
 
 def soak(seconds: float, reloads: int, clients: int, push_every: float, keep: int, work: Path) -> SoakResult:
-    from serving import layout, validate
+    from serving import layout, process, validate
 
     model = build_model(work / "model")
     serving_dir = work / "serving"
     layout.publish(model, serving_dir, MODEL_NAME)
     ready_file = work / "ready.json"
-    server = validate.ModelServerProcess(
+    server = process.ModelServerProcess(
         model_name=MODEL_NAME, model_base_path=serving_dir / MODEL_NAME, server="embedded",
         extra_args=[f"--ready_file={ready_file}", "--file_system_poll_wait_seconds=1"],
     )

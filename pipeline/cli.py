@@ -149,7 +149,7 @@ def start_live_server(config: configs.PipelineConfig):
     Its start-up overlaps the run, and it must hot-load what the Pusher publishes: the live
     check then proves exactly what a long-running TF Serving would do with the new version.
     """
-    from serving.validate import ModelServerProcess
+    from serving.process import ModelServerProcess
 
     server = ModelServerProcess(
         model_name=config.model_name, model_base_path=os.path.join(config.serving_dir, config.model_name)
@@ -250,7 +250,7 @@ def _run_and_check(
 
         try:
             server.wait_until_serving(time.time() + LIVE_CHECK_WAIT_SECONDS)
-        except Exception as exc:  # the server could not start: say why, the push itself stands
+        except Exception as exc:  # noqa: BLE001 - the server could not start: say why, the push itself stands
             print(f"error: version {result.pushed_version} was pushed but the model server for the live check "
                   f"did not start: {exc}", file=sys.stderr)
             return EXIT_FAILED

@@ -87,7 +87,7 @@ class ProgressHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             message = record.getMessage()
-        except Exception:  # a malformed record from a third-party logger
+        except Exception:  # noqa: BLE001 - a malformed record from a third-party logger
             return
         if self.tracker.observe(message) and not self.verbose:
             return

@@ -150,7 +150,7 @@ def summarize(config: configs.PipelineConfig) -> RunSummary:
         for evaluation in evaluator.outputs.get("evaluation", []):
             try:
                 read_evaluation(evaluation.uri, summary)
-            except Exception as exc:  # the summary must not hide the run's own result
+            except Exception as exc:  # noqa: BLE001 - the summary must not hide the run's own result
                 logger.warning("could not read the evaluation at %s: %s", evaluation.uri, exc)
     infra = summary.executions.get(configs.INFRA_VALIDATOR_ID)
     if infra:
@@ -178,7 +178,7 @@ def _infra_summary(mlmd_blessing) -> Optional[str]:
     blessing.set_mlmd_artifact(mlmd_blessing)
     try:
         return summarize_blessing(blessing)
-    except Exception as exc:  # a blessing written by the stock InfraValidator lacks our properties
+    except Exception as exc:  # noqa: BLE001 - a blessing written by the stock InfraValidator lacks our properties
         logger.debug("no InfraValidator report on %s: %s", mlmd_blessing.uri, exc)
         return None
 

@@ -24,10 +24,10 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from serving import layout, validate
+from serving.saved_model import DEFAULT_SIGNATURE
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SIGNATURE = "serving_default"
 # How long a server may take to start and make the pushed version AVAILABLE.
 LIVE_CHECK_WAIT_SECONDS = 60.0
 _RTOL = 1e-4
@@ -172,22 +172,12 @@ def _wait_for_version(client, version: int, deadline: float) -> tuple[str, str]:
     """(state, reason) once the version is AVAILABLE, ended, or the deadline passed."""
     from serving.client import ClientError
 
-    state, reason = "UNKNOWN", "no answer yet"
-    while True:
-        try:
-            for status in client.status(timeout=5.0):
-                if status.version == version:
-                    state = status.state
-                    if state == "AVAILABLE":
-                        return state, ""
-                    if state == "END":
-                        return state, f"version {version} failed to load: {status.error_message or 'unloaded'}"
-                    reason = f"version {version} is {state}"
-        except ClientError as error:
-            reason = validate.shorten(str(error), 300)
-        if time.time() >= deadline:
-            return state, f"version {version} not AVAILABLE before the deadline ({reason})"
-        time.sleep(0.3)
+    try:
+        client.wait_until_available(max(0.0, deadline - time.time()), 0.3)
+    except ClientError as error:
+        state = "END" if error.code == "FAILED_PRECONDITION" else "UNKNOWN"
+        return state, validate.shorten(str(error), 300)
+    return "AVAILABLE", ""
 
 
 def _check_endpoint(

@@ -22,10 +22,6 @@ import logging
 import math
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -35,23 +31,30 @@ from typing import Any, Callable, Mapping, Sequence
 import grpc
 import numpy as np
 
+# The names below are part of this module's interface too (the InfraValidator and push use them).
+from serving.errors import (  # noqa: F401 - re-exported
+    LoadTimeout,
+    ModelLoadError,
+    RequestFailed,
+    ServerStartError,
+    UnservableModel,
+    ValidationError,
+    shorten,
+)
+from serving.process import SERVER_AUTO, SERVER_CHOICES, ModelServerProcess, server_command  # noqa: F401
+from serving.saved_model import (  # noqa: F401 - re-exported
+    CLASSIFY_METHOD,
+    DEFAULT_SIGNATURE,
+    DT_STRING,
+    PREDICT_METHOD,
+    REGRESS_METHOD,
+    SERVING_TAG,
+    numpy_dtype,
+    read_signature_defs,
+)
+
 logger = logging.getLogger(__name__)
 
-# Names of the ways to run a local model server.
-SERVER_AUTO = "auto"
-SERVER_BINARY = "tensorflow_model_server"
-SERVER_EMBEDDED = "embedded"
-SERVER_CHOICES = (SERVER_AUTO, SERVER_BINARY, SERVER_EMBEDDED)
-
-SERVING_TAG = "serve"
-DEFAULT_SIGNATURE = "serving_default"
-PREDICT_METHOD = "tensorflow/serving/predict"
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
-
-_DT_STRING = 7
-_MAX_REASON_CHARS = 600
-_LOG_TAIL_LINES = 30
 _GRPC_OPTIONS = (
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
@@ -63,84 +66,8 @@ _TRANSIENT_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADL
 Request = Any
 
 
-def shorten(text: str, limit: int = _MAX_REASON_CHARS) -> str:
-    """`text` on one line, cut to `limit` characters (reasons go into properties and summaries)."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 # --------------------------------------------------------------------------------------------
-# Errors: each carries a one-line reason meant for a run summary.
-
-
-class ValidationError(Exception):
-    """The model (or the server running it) failed validation; `str()` is the reason."""
-
-    retryable = False
-
-
-class ServerStartError(ValidationError):
-    """The model server process could not be started or exited before it served.
-
-    Not retried: tensorflow_model_server exits when its initial model fails to load, and the
-    same model fails the same way again.
-    """
-
-
-class ModelLoadError(ValidationError):
-    """The server reported that the model failed to load (GetModelStatus state END)."""
-
-
-class LoadTimeout(ValidationError):
-    """The model was not AVAILABLE before the deadline."""
-
-    retryable = True
-
-
-class RequestFailed(ValidationError):
-    """A validation request was answered with an error."""
-
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
-class UnservableModel(ValidationError):
-    """The SavedModel on disk cannot be served at all (missing graph, no signatures, ...)."""
-
-
-# --------------------------------------------------------------------------------------------
-# Reading signatures without loading the model.
-
-
-def read_signature_defs(saved_model_dir: str | os.PathLike[str], tags: Sequence[str] = (SERVING_TAG,)) -> dict:
-    """The SignatureDefs of the MetaGraph carrying all `tags`, read from saved_model.pb.
-
-    Raises UnservableModel when the graph file is missing or unreadable, or no MetaGraph has the
-    tags. An empty dict means the model has no signatures (nothing a server could answer).
-    """
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    path = Path(saved_model_dir)
-    graph = path / "saved_model.pb"
-    if not graph.is_file():
-        raise UnservableModel(f"{path} is not a SavedModel: expected {graph.name} in it")
-    saved_model = saved_model_pb2.SavedModel()
-    try:
-        saved_model.ParseFromString(graph.read_bytes())
-    except Exception as error:  # noqa: BLE001 - protobuf raises DecodeError or RuntimeError
-        raise UnservableModel(f"{graph} is not a valid SavedModel graph: {error}") from None
-    wanted = set(tags)
-    for meta_graph in saved_model.meta_graphs:
-        if wanted.issubset(meta_graph.meta_info_def.tags):
-            # `__saved_model_init_op` (and any `__*` key) is an internal op, not a signature.
-            return {
-                name: meta_graph.signature_def[name]
-                for name in sorted(meta_graph.signature_def)
-                if not name.startswith("__")
-            }
-    found = [list(m.meta_info_def.tags) for m in saved_model.meta_graphs]
-    raise UnservableModel(f"{path} has no MetaGraph tagged {sorted(wanted)}; it has {found}")
+# Which signatures a server could answer.
 
 
 def require_signatures(signature_defs: Mapping[str, object], model_dir: str | os.PathLike[str]) -> None:
@@ -182,7 +109,7 @@ def _is_serialized_input(signature_def) -> bool:
     spec = next(iter(signature_def.inputs.values()))
     shape = spec.tensor_shape
     return (
-        spec.dtype == _DT_STRING
+        spec.dtype == DT_STRING
         and not shape.unknown_rank
         and len(shape.dim) == 1
         and shape.dim[0].size == -1
@@ -203,9 +130,7 @@ def input_row(key: str, info, example) -> tuple[np.ndarray, bool]:
     Returns (array, came_from_example). Unknown dimensions become 1 for a zero-filled row; one
     unknown inner dimension is inferred from the feature's length.
     """
-    from serving import protocol
-
-    dtype = np.dtype(object) if info.dtype == _DT_STRING else protocol.numpy_dtype(info.dtype)
+    dtype = numpy_dtype(info.dtype)
     dims = [1] if info.tensor_shape.unknown_rank else [d.size for d in info.tensor_shape.dim]
     values = _feature_values(example, key) if example is not None else None
     if values and dims:
@@ -219,7 +144,7 @@ def input_row(key: str, info, example) -> tuple[np.ndarray, bool]:
                 with contextlib.suppress(ValueError, TypeError, OverflowError):
                     return np.array(values, dtype=dtype).reshape([1, *inner]), True
     shape = [1 if d == -1 else d for d in dims]
-    if info.dtype == _DT_STRING:
+    if info.dtype == DT_STRING:
         return np.full(shape, b"", dtype=object), False
     return np.zeros(shape, dtype=dtype), False
 
@@ -341,224 +266,7 @@ def build_requests(
 
 
 # --------------------------------------------------------------------------------------------
-# Running a model server process.
-
-
-def free_port() -> int:
-    """An unused loopback TCP port (the OS picks; a tiny race with other binders is accepted)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def server_command(server: str = SERVER_AUTO) -> tuple[list[str], str]:
-    """(argv prefix, description) of the model server to run.
-
-    `auto` prefers the real `tensorflow_model_server` on PATH and falls back to the embedded
-    server run with this interpreter.
-    """
-    if server not in SERVER_CHOICES:
-        raise ValueError(f"server {server!r} is not one of {', '.join(SERVER_CHOICES)}")
-    if server in (SERVER_AUTO, SERVER_BINARY):
-        binary = shutil.which("tensorflow_model_server")
-        if binary:
-            return [binary], f"tensorflow_model_server ({binary})"
-        if server == SERVER_BINARY:
-            raise ServerStartError(
-                "tensorflow_model_server is not on PATH; install TF Serving or use server='embedded'"
-            )
-    return [sys.executable, "-m", "serving.server"], "embedded server (python -m serving.server)"
-
-
-class ModelServerProcess:
-    """A TF Serving-compatible server process on free loopback ports, its output in a log file.
-
-    Give either `model_name` + `model_base_path` or `model_config_file`. Use as a context manager
-    or call start() / stop(); stop() is safe to call more than once and after a failed start().
-    """
-
-    def __init__(
-        self,
-        *,
-        model_name: str | None = None,
-        model_base_path: str | os.PathLike[str] | None = None,
-        model_config_file: str | os.PathLike[str] | None = None,
-        server: str = SERVER_AUTO,
-        grpc_port: int | None = None,
-        rest_port: int | None = None,
-        extra_args: Sequence[str] = (),
-    ) -> None:
-        if model_config_file is None and not (model_name and model_base_path):
-            raise ValueError("give model_name and model_base_path, or model_config_file")
-        self._command, self.description = server_command(server)
-        self.grpc_port = grpc_port or free_port()
-        self.rest_port = rest_port or free_port()
-        while self.rest_port == self.grpc_port:
-            self.rest_port = free_port()
-        self._args = [f"--port={self.grpc_port}", f"--rest_api_port={self.rest_port}"]
-        if model_config_file is not None:
-            self._args.append(f"--model_config_file={model_config_file}")
-        else:
-            self._args += [f"--model_name={model_name}", f"--model_base_path={model_base_path}"]
-        self._args += list(extra_args)
-        self._process: subprocess.Popen | None = None
-        self._log_dir: str | None = None
-        self._log_handle = None
-        self._final_logs: str | None = None
-        self.started_at: float | None = None
-
-    def __repr__(self) -> str:
-        return f"ModelServerProcess({self.description}, grpc={self.grpc_endpoint})"
-
-    @property
-    def grpc_endpoint(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    @property
-    def rest_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.rest_port}"
-
-    @property
-    def argv(self) -> list[str]:
-        return [*self._command, *self._args]
-
-    def start(self) -> None:
-        if self._process is not None:
-            raise RuntimeError(f"{self!r} was already started; create a new one to restart")
-        self._log_dir = tempfile.mkdtemp(prefix="model-server-log-")
-        self._log_handle = open(os.path.join(self._log_dir, "server.log"), "wb")
-        env = dict(os.environ)
-        env.setdefault("TF_USE_LEGACY_KERAS", "1")
-        env["PYTHONUNBUFFERED"] = "1"
-        logger.info("starting %s: %s", self.description, " ".join(self.argv))
-        self.started_at = time.monotonic()
-        try:
-            self._process = subprocess.Popen(
-                self.argv,
-                stdout=self._log_handle,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,  # so stop() can signal the server and its children
-            )
-        except OSError as error:
-            raise ServerStartError(f"could not run {self.argv[0]}: {error}") from error
-
-    def exit_code(self) -> int | None:
-        """None while running (or never started), else the exit code."""
-        return None if self._process is None else self._process.poll()
-
-    def is_alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def wait_until_serving(self, deadline: float) -> float:
-        """Waits (until `deadline`, a time.time() value) for the gRPC port; returns seconds waited."""
-        if self._process is None:
-            raise RuntimeError("start() the server first")
-        begin = time.monotonic()
-        while time.time() < deadline:
-            code = self._process.poll()
-            if code is not None:
-                raise ServerStartError(
-                    f"{self.description} exited with code {code} before serving: {self.failure_lines()}"
-                )
-            with contextlib.suppress(OSError):
-                with socket.create_connection(("127.0.0.1", self.grpc_port), timeout=0.5):
-                    return time.monotonic() - begin
-            time.sleep(0.2)
-        raise LoadTimeout(
-            f"{self.description} did not open port {self.grpc_port} within the deadline; "
-            f"last log lines: {shorten(self.log_tail(8))}"
-        )
-
-    def logs(self) -> str:
-        if self._final_logs is not None:
-            return self._final_logs
-        if self._log_dir is None:
-            return ""
-        with contextlib.suppress(OSError):
-            return Path(self._log_dir, "server.log").read_text(errors="replace")
-        return ""
-
-    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
-        return "\n".join(self.logs().splitlines()[-lines:])
-
-    def failure_lines(self, limit: int = _MAX_REASON_CHARS) -> str:
-        """The log's error lines (else its last lines), on one line: why the server gave up."""
-        lines = self.logs().splitlines()
-        errors = [line for line in lines if any(w in line.lower() for w in ("error", "failed", "fatal"))]
-        return shorten(" | ".join((errors or lines)[-4:]) or "no log output", limit)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        process = self._process
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                logger.warning("%s did not stop on SIGTERM in %.0f s; killing it", self.description, timeout)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=timeout)
-        if self._log_handle is not None:
-            self._log_handle.close()
-            self._log_handle = None
-            self._final_logs = self.logs() if self._final_logs is None else self._final_logs
-            # Read once more now that the file is complete.
-            if self._log_dir:
-                with contextlib.suppress(OSError):
-                    self._final_logs = Path(self._log_dir, "server.log").read_text(errors="replace")
-                shutil.rmtree(self._log_dir, ignore_errors=True)
-
-    def __enter__(self) -> "ModelServerProcess":
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
-# --------------------------------------------------------------------------------------------
 # Talking to a server: readiness and requests.
-
-
-@dataclass(frozen=True)
-class VersionStatus:
-    version: int
-    state: str
-    error_code: int
-    error_message: str
-
-
-def get_model_status(
-    endpoint: str, model_name: str, *, version: int | None = None, timeout: float = 5.0,
-    channel: grpc.Channel | None = None,
-) -> list[VersionStatus]:
-    """ModelService.GetModelStatus over gRPC; raises grpc.RpcError as the server answered."""
-    from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
-
-    owned = channel is None
-    channel = channel or grpc.insecure_channel(endpoint, options=_GRPC_OPTIONS)
-    try:
-        request = get_model_status_pb2.GetModelStatusRequest()
-        request.model_spec.name = model_name
-        if version is not None:
-            request.model_spec.version.value = version
-        response = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, timeout=timeout)
-    finally:
-        if owned:
-            channel.close()
-    state_name = get_model_status_pb2.ModelVersionStatus.State.Name
-    return [
-        VersionStatus(
-            version=s.version,
-            state=state_name(s.state),
-            error_code=int(s.status.error_code),
-            error_message=s.status.error_message,
-        )
-        for s in response.model_version_status
-    ]
 
 
 def wait_until_available(
@@ -571,37 +279,27 @@ def wait_until_available(
     describe_exit: Callable[[], str] | None = None,
     poll_interval: float = 0.5,
 ) -> float:
-    """Polls GetModelStatus until the model (or `version`) is AVAILABLE; returns seconds waited.
+    """Waits (gRPC GetModelStatus, `ServingClient.wait_until_available`'s rule) until the model
+    (or `version`) is AVAILABLE; returns seconds waited.
 
-    Like TFX's client, with no `version` every listed version must be AVAILABLE and any END is a
-    failure. Raises ModelLoadError with the server's error message when a version ends,
+    Raises ModelLoadError with the server's error message when a version ends,
     ServerStartError when `is_alive()` turns false, LoadTimeout at `deadline` (time.time()).
     """
+    from serving.client import ClientError, ServingClient
+
     begin = time.monotonic()
-    last = "no answer yet"
-    with grpc.insecure_channel(endpoint, options=_GRPC_OPTIONS) as channel:
-        while True:
-            try:
-                statuses = get_model_status(endpoint, model_name, version=version, channel=channel,
-                                            timeout=max(0.5, min(5.0, deadline - time.time())))
-            except grpc.RpcError as error:
-                statuses = []
-                last = f"GetModelStatus: {error.code().name}: {shorten(error.details() or '', 200)}"
-            if statuses:
-                last = ", ".join(f"version {s.version} {s.state}" for s in statuses)
-                ended = [s for s in statuses if s.state == "END"]
-                if ended:
-                    s = ended[0]
-                    message = s.error_message or "no error message (the version was unloaded)"
-                    raise ModelLoadError(f"version {s.version} of {model_name!r} failed to load: {shorten(message)}")
-                if all(s.state == "AVAILABLE" for s in statuses):
-                    return time.monotonic() - begin
-            if is_alive is not None and not is_alive():
-                detail = describe_exit() if describe_exit else ""
-                raise ServerStartError(f"model server exited before {model_name!r} became AVAILABLE. {detail}".strip())
-            if time.time() >= deadline:
-                raise LoadTimeout(f"{model_name!r} was not AVAILABLE before the deadline; last status: {last}")
-            time.sleep(poll_interval)
+    timeout = min(5.0, max(0.5, deadline - time.time()))
+    try:
+        with ServingClient(endpoint, "grpc", model_name, version=version, timeout=timeout) as client:
+            client.wait_until_available(max(0.0, deadline - time.time()), poll_interval, is_alive=is_alive)
+    except ClientError as error:
+        if error.code == "FAILED_PRECONDITION":
+            raise ModelLoadError(f"{model_name!r}: {shorten(str(error))}") from None
+        if error.code == "UNAVAILABLE" and is_alive is not None and not is_alive():
+            detail = describe_exit() if describe_exit else ""
+            raise ServerStartError(f"{error}. {detail}".strip()) from None
+        raise LoadTimeout(shorten(str(error))) from None
+    return time.monotonic() - begin
 
 
 @dataclass(frozen=True)

@@ -198,9 +198,9 @@ class Executor(tfx_executor.Executor):
     ) -> None:
         last = self._outcome.last
         if passed:
-            tfx_executor._mark_blessed(blessing)
+            tfx_executor._mark_blessed(blessing)  # noqa: SLF001 - TFX's own blessing helpers
         else:
-            tfx_executor._mark_not_blessed(blessing)
+            tfx_executor._mark_not_blessed(blessing)  # noqa: SLF001
             blessing.set_string_custom_property(spec.FAILURE_REASON_KEY, reason or "unknown failure")
             logger.error("InfraValidator: NOT blessed: %s", reason)
         blessing.set_int_custom_property(spec.ATTEMPTS_KEY, len(self._outcome.attempts))
@@ -246,7 +246,7 @@ class Executor(tfx_executor.Executor):
                 )
             except error_types.GracefulShutdown:
                 raise
-            except Exception as error:  # pylint: disable=broad-except
+            except Exception as error:  # noqa: BLE001 - any failure is this attempt's verdict
                 attempt.error = _reason(error)
                 # Failures of unknown kind (Docker API, Kubernetes) are retried as TFX does.
                 retryable = getattr(error, "retryable", not isinstance(error, validate.ValidationError))

@@ -1,6 +1,6 @@
 """Model-server runners for InfraValidator: a local process, or TFX's Docker / Kubernetes ones.
 
-`LocalProcessRunner` is a TFX `BaseModelServerRunner` over `serving.validate.ModelServerProcess`:
+`LocalProcessRunner` is a TFX `BaseModelServerRunner` over `serving.process.ModelServerProcess`:
 it runs `tensorflow_model_server` when it is on PATH, else the embedded server
 (`python -m serving.server`), on free loopback ports. A ServingSpec with no serving_platform
 set selects it; `local_docker` and `kubernetes` go to TFX's own runners unchanged.
@@ -85,7 +85,7 @@ def create_model_server_runner(
     """The runner for `serving_spec`'s platform: local process when none is set, else TFX's."""
     if serving_spec.WhichOneof("serving_platform") is None:
         return LocalProcessRunner(model_path, serving_binary, serving_spec, server=local_server)
-    return tfx_executor._create_model_server_runner(  # pylint: disable=protected-access
+    return tfx_executor._create_model_server_runner(  # noqa: SLF001 - TFX's own runner factory
         model_path=model_path, serving_binary=serving_binary, serving_spec=serving_spec
     )
 

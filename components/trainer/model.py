@@ -199,7 +199,7 @@ def _skip_autograph_for_tf_keras() -> None:
     from tensorflow.python.autograph.core import config as autograph_config
 
     rules = autograph_config.CONVERSION_RULES
-    if not any(isinstance(rule, autograph_config.DoNotConvert) and rule._prefix == "tf_keras" for rule in rules):
+    if not any(isinstance(rule, autograph_config.DoNotConvert) and rule._prefix == "tf_keras" for rule in rules):  # noqa: SLF001 - autograph has no public getter
         autograph_config.CONVERSION_RULES = (autograph_config.DoNotConvert("tf_keras"),) + tuple(rules)
 
 

@@ -111,13 +111,13 @@ def export_image_classifier(model, export_dir: str, class_names: Sequence[str], 
 
         @tf.function(input_signature=[tf.TensorSpec([None, height, width, channels], tf.float32, name=IMAGE_INPUT)])
         def serve_pixels(image):
-            return module._named(module.model(image, training=False))
+            return module._named(module.model(image, training=False))  # noqa: SLF001 - the module's own helpers
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
         def serve_examples(inputs):
             parsed = tf.io.parse_example(inputs, spec)
             pixels = features.pixels_from_examples(parsed, (height, width, channels))
-            return module._classify(module.model(pixels, training=False))
+            return module._classify(module.model(pixels, training=False))  # noqa: SLF001
 
         def _decode(data):
             image = tf.io.decode_image(data, channels=channels, expand_animations=False)
@@ -127,7 +127,7 @@ def export_image_classifier(model, export_dir: str, class_names: Sequence[str], 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
         def serve_image_bytes(image_bytes):
             pixels = tf.map_fn(_decode, image_bytes, fn_output_signature=tf.TensorSpec([height, width, channels], tf.float32))
-            return module._named(module.model(pixels, training=False))
+            return module._named(module.model(pixels, training=False))  # noqa: SLF001
 
         module.serve_pixels = serve_pixels
         module.serve_examples = serve_examples
@@ -156,13 +156,13 @@ def export_tabular_classifier(
         @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name=name) for name in names])
         def serve_features(*columns):
             inputs = {name: tf.reshape(column, [-1, 1]) for name, column in zip(names, columns)}
-            return module._named(module.model(inputs, training=False))
+            return module._named(module.model(inputs, training=False))  # noqa: SLF001
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
         def serve_examples(inputs):
             parsed = tf.io.parse_example(inputs, spec)
             columns = {name: tf.reshape(tf.cast(parsed[name], tf.float32), [-1, 1]) for name in names}
-            return module._classify(module.model(columns, training=False))
+            return module._classify(module.model(columns, training=False))  # noqa: SLF001
 
         module.serve_features = serve_features
         module.serve_examples = serve_examples

@@ -223,7 +223,7 @@ def test_model_config_parses_as_tf_serving_config_with_stable_and_canary() -> No
 
 
 def test_monitoring_config_parses_and_matches_the_scrape_annotation() -> None:
-    from serving.config_protos import MonitoringConfig
+    from serving.server.config_protos import MonitoringConfig
 
     objects = rendered("tf-serving")
     deployment = objects[("Deployment", "model-server")]

@@ -39,18 +39,18 @@ Helpers defined here (test modules cannot import a conftest reliably; use the fi
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
 import pytest
+
+from serving import process
+from serving.errors import LoadTimeout, ServerStartError
 
 CLASSIFY = "tensorflow/serving/classify"
 REGRESS = "tensorflow/serving/regress"
@@ -280,14 +280,6 @@ class ServerProcess:
         return self.process.poll() is None
 
 
-def _server_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("TF_USE_LEGACY_KERAS", "1")
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 @contextlib.contextmanager
 def start_server(
     base_path: str | os.PathLike | None = None,
@@ -305,9 +297,7 @@ def start_server(
     ready = workdir / "ready.json"
     log_path = workdir / "server.log"
     command = [
-        sys.executable,
-        "-m",
-        "serving.server",
+        *process.embedded_command(),
         "--pick_unused_ports",
         f"--ready_file={ready}",
         "--file_system_poll_wait_seconds=1",
@@ -318,38 +308,21 @@ def start_server(
         command += [f"--model_name={model_name}", f"--model_base_path={base_path}"]
     command += list(args)
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=_server_env()
-        )
+        server = process.spawn(command, stdout=log, cwd=REPO_ROOT)
     try:
-        deadline = time.monotonic() + timeout
-        while not ready.exists():
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"server exited with {process.returncode} before it was ready:\n"
-                    f"{log_path.read_text(errors='replace')[-4000:]}"
-                )
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"server not ready after {timeout} s:\n{log_path.read_text(errors='replace')[-4000:]}"
-                )
-            time.sleep(0.1)
-        info = json.loads(ready.read_text())
+        try:
+            (info,) = process.wait_for_ready_files([server], [ready], time.monotonic() + timeout)
+        except (ServerStartError, LoadTimeout) as error:
+            raise RuntimeError(f"{error}:\n{log_path.read_text(errors='replace')[-4000:]}") from None
         yield ServerProcess(
-            process=process,
+            process=server,
             grpc_port=info["grpc_port"],
             rest_port=info["rest_port"],
             log_path=log_path,
             base_path=Path(base_path) if base_path is not None else None,
         )
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        process.stop_processes([server], 20)
 
 
 @pytest.fixture(scope="session")

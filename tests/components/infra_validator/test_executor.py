@@ -18,6 +18,7 @@ import iv_saved_models
 from components.infra_validator import local_serving_spec, read_blessing, summarize_blessing
 from components.infra_validator.runner import LocalProcessRunner, create_model_server_runner
 from serving import validate
+from serving.client import ServingClient
 
 ROWS = [[1.0, 2.0, 3.0, 4.0], [0.5, 0.5, 0.5, 0.5]]
 
@@ -105,7 +106,8 @@ def test_local_runner_runs_the_embedded_server_and_reports_logs(good_model_dir: 
         endpoint = runner.GetEndpoint()
         assert endpoint.startswith("127.0.0.1:")
         validate.wait_until_available(endpoint, serving_spec.model_name, deadline=time.time() + 30)
-        (status,) = validate.get_model_status(endpoint, serving_spec.model_name)
+        with ServingClient(endpoint, "grpc", serving_spec.model_name) as client:
+            (status,) = client.status()
         assert (status.version, status.state) == (7, "AVAILABLE")
     finally:
         runner.Stop()

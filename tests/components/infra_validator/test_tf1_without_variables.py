@@ -16,7 +16,7 @@ import pytest
 import iv_artifacts
 import iv_saved_models
 from components.infra_validator import read_blessing
-from serving import layout, push, validate
+from serving import layout, process, push, validate
 from serving.client import ServingClient
 
 
@@ -50,7 +50,7 @@ def test_push_publishes_it_and_the_server_answers(tmp_path: Path):
     assert code == push.EXIT_OK
     assert layout.list_versions(serving_dir / "tf1") == [1]
     assert _has_empty_variables_dir(serving_dir / "tf1" / "1")
-    with validate.ModelServerProcess(
+    with process.ModelServerProcess(
         model_name="tf1", model_base_path=serving_dir / "tf1", server="embedded"
     ) as server:
         deadline = time.time() + 90

@@ -1,18 +1,20 @@
-"""The one serving core: TF Serving's PredictionService and ModelService on protos.
+"""The one serving core: TF Serving's PredictionService and ModelService, one predict path.
 
-REST (`serving.rest`) and gRPC (`serving.grpc_server`) are thin adapters over this module.
-Every method takes and returns tensorflow_serving.apis protos and raises `ServingError` with
-TF Serving's status code and message; `predict_json` is the same predict path for REST, fed
-with arrays converted straight from JSON instead of TensorProtos.
+REST (`serving.server.rest`) and gRPC (`serving.server.grpc_api`) are thin adapters over this
+module: they convert their wire format into a `PredictCall` (arrays for one signature of one
+loaded version) and run it through `predict` (blocking) or `predict_async` (on the event loop),
+the one place that chooses between the batcher and a plain signature call. Classify, Regress,
+MultiInference, metadata, status and reload take and return tensorflow_serving.apis protos.
+Everything raises `ServingError` with TF Serving's status code and message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 import numpy as np
 from tensorflow_serving.apis import (
@@ -23,47 +25,84 @@ from tensorflow_serving.apis import (
     input_pb2,
     model_management_pb2,
     model_pb2,
-    predict_pb2,
     prediction_log_pb2,
     regression_pb2,
 )
 
-from serving import protocol
-from serving.model_store import ModelStore
-from serving.protocol import invalid
-from serving.servable import (
-    CLASSIFY_METHOD,
-    DEFAULT_SIGNATURE,
-    REGRESS_METHOD,
-    Servable,
-    Signature,
-)
+from serving.errors import Code, ServingError, invalid
+from serving.saved_model import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD
+from serving.server import grpc_converters
+from serving.server.grpc_converters import response_spec
+from serving.server.model_store import ModelStore
+from serving.server.servable import PredictCall, Servable, Signature
 
 logger = logging.getLogger(__name__)
 
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000
 
-# A runner calls one signature on arrays: plain `servable.run`, or the dynamic batcher.
-Runner = Callable[[Servable, Signature, Mapping[str, np.ndarray], tuple[str, ...]], dict[str, np.ndarray]]
+# `await run_blocking(fn, *args)` runs fn off the event loop; `await run_blocking(future)` waits
+# for an asyncio future already running (the batcher's). Both under the transport's deadline.
+RunBlocking = Callable[..., Awaitable[Any]]
 
 
-@dataclass(frozen=True)
-class PreparedPredict:
-    servable: Servable
-    signature: Signature
-    inputs: dict[str, np.ndarray]
-    fmt: protocol.RequestFormat
-    output_filter: tuple[str, ...] = ()
+async def within_deadline(future: "asyncio.Future[Any]", timeout_seconds: float | None) -> Any:
+    """Awaits `future`; past the deadline cancels it and raises DEADLINE_EXCEEDED. A timer
+    handle instead of `asyncio.wait_for`, which costs a task and two futures per request."""
+    if timeout_seconds is None:
+        return await future
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        future.cancel()
+
+    timer = asyncio.get_running_loop().call_later(timeout_seconds, expire)
+    try:
+        return await future
+    except asyncio.CancelledError:
+        if expired:
+            raise ServingError(Code.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+        raise
+    finally:
+        timer.cancel()
 
 
-def _direct_runner(
-    servable: Servable,
-    signature: Signature,
-    inputs: Mapping[str, np.ndarray],
-    output_filter: tuple[str, ...],
-) -> dict[str, np.ndarray]:
-    return servable.run(signature, inputs, output_filter)
+def make_run_blocking(executor: Executor, timeout_seconds: float | None) -> RunBlocking:
+    """`await run_blocking(fn, *args)` runs fn in `executor`; `await run_blocking(future)` waits
+    for an asyncio future already running (the batcher's). Past the deadline: DEADLINE_EXCEEDED."""
+
+    async def run_blocking(function: Callable[..., Any] | asyncio.Future, *args: Any) -> Any:
+        if isinstance(function, asyncio.Future):
+            future = function
+        else:
+            future = asyncio.get_running_loop().run_in_executor(executor, function, *args)
+        return await within_deadline(future, timeout_seconds)
+
+    return run_blocking
+
+
+class Batcher(Protocol):
+    """What the core needs from a batcher (`serving.server.batching.DynamicBatcher`)."""
+
+    def __call__(
+        self,
+        servable: Servable,
+        signature: Signature,
+        inputs: Mapping[str, np.ndarray],
+        output_filter: tuple[str, ...] = (),
+    ) -> dict[str, np.ndarray]:
+        """Runs the call, merged with concurrent ones; blocks until its outputs are ready."""
+
+    def submit_async(
+        self,
+        servable: Servable,
+        signature: Signature,
+        inputs: Mapping[str, np.ndarray],
+        output_filter: tuple[str, ...] = (),
+    ) -> "asyncio.Future[dict[str, np.ndarray]] | None":
+        """Queues the call from the event loop; None when it cannot be batched."""
 
 
 def _spec_version(spec: model_pb2.ModelSpec) -> tuple[int | None, str | None]:
@@ -73,12 +112,6 @@ def _spec_version(spec: model_pb2.ModelSpec) -> tuple[int | None, str | None]:
     if choice == "version_label":
         return None, spec.version_label
     return None, None
-
-
-def _response_spec(servable: Servable, signature_name: str) -> model_pb2.ModelSpec:
-    spec = model_pb2.ModelSpec(name=servable.name, signature_name=signature_name)
-    spec.version.value = servable.version
-    return spec
 
 
 def serialized_examples(model_input: input_pb2.Input) -> np.ndarray:
@@ -102,9 +135,9 @@ def serialized_examples(model_input: input_pb2.Input) -> np.ndarray:
 class ServingCore:
     """Predict/Classify/Regress/MultiInference/GetModelMetadata/GetModelStatus/ReloadConfig."""
 
-    def __init__(self, store: ModelStore, runner: Runner | None = None) -> None:
+    def __init__(self, store: ModelStore, batcher: Batcher | None = None) -> None:
         self.store = store
-        self._runner = runner or _direct_runner
+        self._batcher = batcher
 
     # ---- resolution ------------------------------------------------------------------------
 
@@ -112,82 +145,22 @@ class ServingCore:
         version, label = _spec_version(spec)
         return self.store.get_servable(spec.name, version, label)
 
-    def _run(
-        self,
-        servable: Servable,
-        signature: Signature,
-        inputs: Mapping[str, np.ndarray],
-        output_filter: tuple[str, ...] = (),
-    ) -> dict[str, np.ndarray]:
-        return self._runner(servable, signature, inputs, output_filter)
+    # ---- Predict: the one path every signature call takes ----------------------------------
 
-    # ---- Predict ---------------------------------------------------------------------------
+    def predict(self, call: PredictCall) -> dict[str, np.ndarray]:
+        """Runs the call on this thread (through the batcher when batching is on)."""
+        if self._batcher is None:
+            return call.servable.run(call.signature, call.inputs, call.output_filter)
+        return self._batcher(call.servable, call.signature, call.inputs, call.output_filter)
 
-    def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
-        servable = self.servable_for(request.model_spec)
-        return self.predict_on(servable, request)
-
-    def predict_on(
-        self, servable: Servable, request: predict_pb2.PredictRequest
-    ) -> predict_pb2.PredictResponse:
-        prepared = self.prepare_predict(request, servable)
-        return self.predict_response(prepared, self.run_prepared(prepared))
-
-    def prepare_predict(
-        self, request: predict_pb2.PredictRequest, servable: Servable | None = None
-    ) -> "PreparedPredict":
-        """gRPC predict, first half: resolve the servable, TensorProtos -> arrays."""
-        if servable is None:
-            servable = self.servable_for(request.model_spec)
-        signature = servable.signature(request.model_spec.signature_name)
-        inputs = {k: protocol.tensor_proto_to_ndarray(v) for k, v in request.inputs.items()}
-        output_filter = tuple(request.output_filter)
-        if len(set(output_filter)) != len(output_filter):
-            raise invalid("duplicate output tensor alias in output_filter")
-        return PreparedPredict(servable, signature, inputs, protocol.RequestFormat.COLUMNAR, output_filter)
-
-    def predict_response(
-        self, prepared: "PreparedPredict", outputs: Mapping[str, np.ndarray]
-    ) -> predict_pb2.PredictResponse:
-        """gRPC predict, last half: arrays -> PredictResponse (typed value fields)."""
-        response = predict_pb2.PredictResponse(
-            model_spec=_response_spec(prepared.servable, prepared.signature.name)
-        )
-        for name, array in outputs.items():
-            response.outputs[name].CopyFrom(protocol.ndarray_to_tensor_proto(array))
-        return response
-
-    def prepare_predict_json(
-        self, name: str, version: int | None, label: str | None, doc: Mapping[str, Any]
-    ) -> "PreparedPredict":
-        """REST predict, first half: resolve the servable and convert the JSON to arrays."""
-        signature_name = protocol.signature_name_from_json(doc)
-        servable = self.store.get_servable(name, version, label)
-        signature = servable.signatures.get(signature_name or DEFAULT_SIGNATURE)
-        if signature is None:
-            raise invalid(f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
-        inputs, fmt = protocol.predict_inputs_from_json(doc, signature.input_specs, signature_name)
-        return PreparedPredict(servable, signature, inputs, fmt)
-
-    def submit_prepared_async(self, prepared: "PreparedPredict") -> "asyncio.Future | None":
-        """On an event loop, with dynamic batching: queues the call and returns an asyncio
-        future of its outputs (no thread waits on it); None when the call must run via
-        `run_prepared` instead."""
-        submit = getattr(self._runner, "submit_async", None)
-        if submit is None:
-            return None
-        return submit(prepared.servable, prepared.signature, prepared.inputs, prepared.output_filter)
-
-    def run_prepared(self, prepared: "PreparedPredict") -> dict[str, np.ndarray]:
-        """REST predict, second half: the signature call (the part worth a worker thread)."""
-        return self._run(prepared.servable, prepared.signature, prepared.inputs, prepared.output_filter)
-
-    def predict_json(
-        self, name: str, version: int | None, label: str | None, doc: Mapping[str, Any]
-    ) -> bytes:
-        """REST predict: parsed JSON body -> response body bytes."""
-        prepared = self.prepare_predict_json(name, version, label, doc)
-        return protocol.predict_response_json(self.run_prepared(prepared), prepared.fmt)
+    async def predict_async(self, call: PredictCall, run_blocking: RunBlocking) -> dict[str, np.ndarray]:
+        """`predict` for the event loop: the batcher's future (no thread waits on it), else
+        the blocking call in a worker thread."""
+        if self._batcher is not None:
+            future = self._batcher.submit_async(call.servable, call.signature, call.inputs, call.output_filter)
+            if future is not None:
+                return await run_blocking(future)
+        return await run_blocking(self.predict, call)
 
     # ---- Classify / Regress ----------------------------------------------------------------
 
@@ -212,7 +185,7 @@ class ServingCore:
     ) -> tuple[int, dict[str, np.ndarray]]:
         records = serialized_examples(model_input)
         (input_name,) = signature.input_specs
-        outputs = self._run(servable, signature, {input_name: records})
+        outputs = self.predict(PredictCall(servable, signature, {input_name: records}))
         return len(records), outputs
 
     def classify_on(
@@ -293,14 +266,14 @@ class ServingCore:
         servable = self.servable_for(request.model_spec)
         name, result = self.classify_on(servable, request.model_spec.signature_name, request.input)
         return classification_pb2.ClassificationResponse(
-            model_spec=_response_spec(servable, name), result=result
+            model_spec=response_spec(servable, name), result=result
         )
 
     def regress(self, request: regression_pb2.RegressionRequest) -> regression_pb2.RegressionResponse:
         servable = self.servable_for(request.model_spec)
         name, result = self.regress_on(servable, request.model_spec.signature_name, request.input)
         return regression_pb2.RegressionResponse(
-            model_spec=_response_spec(servable, name), result=result
+            model_spec=response_spec(servable, name), result=result
         )
 
     # ---- MultiInference --------------------------------------------------------------------
@@ -336,7 +309,7 @@ class ServingCore:
             else:
                 name, regression = self.regress_on(servable, task.model_spec.signature_name, request.input)
                 result.regression_result.CopyFrom(regression)
-            result.model_spec.CopyFrom(_response_spec(servable, name))
+            result.model_spec.CopyFrom(response_spec(servable, name))
         return response
 
     # ---- Metadata / Status / Reload --------------------------------------------------------
@@ -404,7 +377,7 @@ class ServingCore:
             kind = log.WhichOneof("log_type")
             for _ in range(max(1, iterations)):
                 if kind == "predict_log":
-                    self.predict_on(servable, log.predict_log.request)
+                    self.predict(grpc_converters.predict_call(log.predict_log.request, servable))
                 elif kind == "classify_log":
                     request = log.classify_log.request
                     self.classify_on(servable, request.model_spec.signature_name, request.input)
@@ -419,4 +392,4 @@ class ServingCore:
         return count
 
 
-__all__ = ["ServingCore", "PreparedPredict", "Runner", "serialized_examples", "WARMUP_FILE"]
+__all__ = ["Batcher", "RunBlocking", "ServingCore", "serialized_examples", "WARMUP_FILE"]

@@ -1,4 +1,4 @@
-"""The pure JSON/proto <-> array conversions against TF Serving's documented behaviour."""
+"""The pure REST JSON <-> array conversions against TF Serving's documented behaviour."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import orjson
 import pytest
 from tensorflow.core.framework import types_pb2
 
-from serving import protocol
-from serving.protocol import Code, InputSpec, RequestFormat, ServingError
+from serving.errors import Code, ServingError
+from serving.saved_model import InputSpec
+from serving.server import rest_json
+from serving.server.rest_json import RequestFormat
 
 FLOAT = {"x": InputSpec(types_pb2.DT_FLOAT)}
 
@@ -38,17 +40,17 @@ def _error(call, *args):
     ],
 )
 def test_format_float_matches_tf_serving_write_decimal(value, text):
-    assert protocol.format_float(float(value)) == text
+    assert rest_json.format_float(float(value)) == text
 
 
 def test_float_arrays_format_like_single_values():
     values = np.array([3.0, 0.1, np.pi, 1e6, np.nan, -np.inf, 1435774380], dtype=np.float32)
-    body = protocol.predict_response_json({"y": values}, RequestFormat.COLUMNAR)
+    body = rest_json.predict_response_json({"y": values}, RequestFormat.COLUMNAR)
     assert body == (
         b'{"outputs": [3.0, 0.1, 3.14159274, 1e+06, NaN, -Infinity, 1.43577434e+09]}'
     )
     # float64 keeps 17 significant digits when %g is not enough.
-    body = protocol.predict_response_json({"y": np.array([0.1 + 0.2])}, RequestFormat.COLUMNAR)
+    body = rest_json.predict_response_json({"y": np.array([0.1 + 0.2])}, RequestFormat.COLUMNAR)
     assert body == b'{"outputs": [0.30000000000000004]}'
 
 
@@ -86,47 +88,47 @@ TRICKY_FLOAT64 = [
 @pytest.mark.parametrize("repeat", [1, 20])  # a few values, and enough for the numpy check
 def test_tricky_floats_format_the_same_alone_and_in_arrays(dtype, cases, repeat):
     texts = [text for _, text in cases]
-    body = protocol.predict_response_json(
+    body = rest_json.predict_response_json(
         {"y": np.array([value for value, _ in cases] * repeat, dtype)}, RequestFormat.COLUMNAR
     )
     assert body == ('{"outputs": [' + ", ".join(texts * repeat) + "]}").encode()
     double = dtype is np.float64
-    assert [protocol.format_float(value, double) for value, _ in cases] == texts
+    assert [rest_json.format_float(value, double) for value, _ in cases] == texts
 
 
 def test_float_results_check_the_round_trip_in_float32_but_write_the_double():
     # 0.123456789012 is no float32: %g's 0.123457 is a different float32 than it, so TF writes
     # 9 digits of the double itself, not of its float32 (0.123456791).
-    assert protocol.format_float(0.123456789012) == "0.123456789"
+    assert rest_json.format_float(0.123456789012) == "0.123456789"
     # And 0.100000003 is the float32 of 0.1, so %g's 0.1 round-trips: alone or among many.
-    assert protocol.format_float(0.100000003) == "0.1"
+    assert rest_json.format_float(0.100000003) == "0.1"
     many = [0.100000003, 0.123456789012] * 100
     texts = b", ".join([b"0.1", b"0.123456789"] * 100)
-    assert protocol.regress_response_json(many) == b'{"results": [' + texts + b"]}"
+    assert rest_json.regress_response_json(many) == b'{"results": [' + texts + b"]}"
     third = float(np.float32(1 / 3))
-    assert protocol.regress_response_json([0.1, 16777216.0, third, 0.123456789012]) == (
+    assert rest_json.regress_response_json([0.1, 16777216.0, third, 0.123456789012]) == (
         b'{"results": [0.1, 16777216.0, 0.333333343, 0.123456789]}'
     )
-    assert protocol.classify_response_json([[("a", third), ("b", 1.0)], [("c", float("nan"))]]) == (
+    assert rest_json.classify_response_json([[("a", third), ("b", 1.0)], [("c", float("nan"))]]) == (
         b'{"results": [[["a", 0.333333343], ["b", 1.0]], [["c", NaN]]]}'
     )
 
 
 def test_image_like_nests_convert_exactly():
     pixels = np.arange(2 * 4 * 5 * 3).reshape(2, 4, 5, 3) % 256  # ints in short channel lists
-    inputs, _ = protocol.predict_inputs_from_json({"instances": pixels.tolist()}, FLOAT, "")
+    inputs, _ = rest_json.predict_inputs_from_json({"instances": pixels.tolist()}, FLOAT, "")
     assert inputs["x"].dtype == np.float32 and inputs["x"].shape == (2, 4, 5, 3)
     assert (inputs["x"] == pixels).all()
     gray = np.arange(64).reshape(1, 8, 8, 1) / 16  # floats, one-wide innermost lists
-    inputs, _ = protocol.predict_inputs_from_json({"inputs": gray.tolist()}, FLOAT, "")
+    inputs, _ = rest_json.predict_inputs_from_json({"inputs": gray.tolist()}, FLOAT, "")
     assert inputs["x"].dtype == np.float32 and (inputs["x"] == gray).all()
     doubles = {"x": InputSpec(types_pb2.DT_DOUBLE)}
-    inputs, _ = protocol.predict_inputs_from_json({"inputs": gray.tolist()}, doubles, "")
+    inputs, _ = rest_json.predict_inputs_from_json({"inputs": gray.tolist()}, doubles, "")
     assert inputs["x"].dtype == np.float64 and (inputs["x"] == gray).all()
 
 
 def test_parse_accepts_nan_and_infinity_tokens():
-    doc = protocol.parse_json_body(b'{"instances": [NaN, Infinity, -Infinity, 1e3]}')
+    doc = rest_json.parse_json_body(b'{"instances": [NaN, Infinity, -Infinity, 1e3]}')
     values = doc["instances"]
     assert np.isnan(values[0]) and values[1] == np.inf and values[2] == -np.inf and values[3] == 1000
 
@@ -140,25 +142,25 @@ def test_parse_accepts_nan_and_infinity_tokens():
     ],
 )
 def test_parse_errors(body, message):
-    error = _error(protocol.parse_json_body, body)
+    error = _error(rest_json.parse_json_body, body)
     assert error.code == Code.INVALID_ARGUMENT and message in error.message
     assert error.http_status == 400
 
 
 def test_row_format_single_input_and_response():
-    inputs, fmt = protocol.predict_inputs_from_json({"instances": [1.0, 2.0, 5.0]}, FLOAT, "")
+    inputs, fmt = rest_json.predict_inputs_from_json({"instances": [1.0, 2.0, 5.0]}, FLOAT, "")
     assert fmt is RequestFormat.ROW
     assert inputs["x"].dtype == np.float32 and inputs["x"].tolist() == [1.0, 2.0, 5.0]
-    body = protocol.predict_response_json({"y": np.array([2.5, 3.0, 4.5], np.float32)}, fmt)
+    body = rest_json.predict_response_json({"y": np.array([2.5, 3.0, 4.5], np.float32)}, fmt)
     assert orjson.loads(body) == {"predictions": [2.5, 3.0, 4.5]}
 
 
 def test_row_format_named_inputs_and_multiple_outputs():
     specs = {"a": InputSpec(types_pb2.DT_FLOAT), "b": InputSpec(types_pb2.DT_INT64)}
     doc = {"instances": [{"a": [1, 2], "b": 3}, {"a": [4, 5], "b": 6}]}
-    inputs, fmt = protocol.predict_inputs_from_json(doc, specs, "")
+    inputs, fmt = rest_json.predict_inputs_from_json(doc, specs, "")
     assert inputs["a"].shape == (2, 2) and inputs["b"].dtype == np.int64
-    body = protocol.predict_response_json(
+    body = rest_json.predict_response_json(
         {"sum": np.array([6, 15], np.int64), "doubled": inputs["a"] * 2}, fmt
     )
     assert orjson.loads(body) == {
@@ -168,10 +170,10 @@ def test_row_format_named_inputs_and_multiple_outputs():
 
 def test_columnar_format_named_inputs_may_differ_in_batch():
     specs = {"a": InputSpec(types_pb2.DT_FLOAT), "b": InputSpec(types_pb2.DT_FLOAT)}
-    inputs, fmt = protocol.predict_inputs_from_json({"inputs": {"a": [[1, 2]], "b": 7}}, specs, "")
+    inputs, fmt = rest_json.predict_inputs_from_json({"inputs": {"a": [[1, 2]], "b": 7}}, specs, "")
     assert fmt is RequestFormat.COLUMNAR
     assert inputs["a"].shape == (1, 2) and inputs["b"].shape == ()
-    body = protocol.predict_response_json(
+    body = rest_json.predict_response_json(
         {"p": np.array([[1.5]], np.float32), "q": np.array(2, np.int32)}, fmt
     )
     assert orjson.loads(body) == {"outputs": {"p": [[1.5]], "q": 2}}
@@ -220,14 +222,14 @@ def test_columnar_format_named_inputs_may_differ_in_batch():
     ],
 )
 def test_predict_request_errors(doc, specs, message):
-    error = _error(protocol.predict_inputs_from_json, doc, specs, "")
+    error = _error(rest_json.predict_inputs_from_json, doc, specs, "")
     assert error.code == Code.INVALID_ARGUMENT
     assert message in error.message
 
 
 def test_error_messages_do_not_echo_huge_payloads():
     doc = {"instances": [1.0] * 100000, "inputs": [1.0]}
-    error = _error(protocol.predict_inputs_from_json, doc, FLOAT, "")
+    error = _error(rest_json.predict_inputs_from_json, doc, FLOAT, "")
     assert len(error.message) < 400
 
 
@@ -235,11 +237,11 @@ def test_b64_values_in_and_bytes_outputs_out():
     raw = bytes(range(256))
     encoded = base64.b64encode(raw).decode()
     specs = {"image_bytes": InputSpec(types_pb2.DT_STRING)}
-    inputs, fmt = protocol.predict_inputs_from_json(
+    inputs, fmt = rest_json.predict_inputs_from_json(
         {"instances": [{"b64": encoded}, "plain"]}, specs, ""
     )
     assert inputs["image_bytes"].tolist() == [raw, b"plain"]
-    body = protocol.predict_response_json(
+    body = rest_json.predict_response_json(
         {"echo_bytes": inputs["image_bytes"], "text": np.array([b"a", b"b"], dtype=object)}, fmt
     )
     predictions = orjson.loads(body)["predictions"]
@@ -249,7 +251,7 @@ def test_b64_values_in_and_bytes_outputs_out():
 
 def test_bad_base64_is_invalid_argument():
     specs = {"s": InputSpec(types_pb2.DT_STRING)}
-    error = _error(protocol.predict_inputs_from_json, {"instances": [{"b64": "!!!"}]}, specs, "")
+    error = _error(rest_json.predict_inputs_from_json, {"instances": [{"b64": "!!!"}]}, specs, "")
     assert "Unable to base64 decode" in error.message
 
 
@@ -258,7 +260,7 @@ def test_examples_and_context_become_tf_examples():
         "context": {"country": "ch", "weights": [1.5, 2.0]},
         "examples": [{"x": 1.0, "id": 7, "flag": True, "blob": {"b64": "AAE="}}, {"x": [2.0, 3.0]}],
     }
-    examples, context = protocol.examples_from_json(doc, "classify")
+    examples, context = rest_json.examples_from_json(doc, "classify")
     assert context.features.feature["country"].bytes_list.value == [b"ch"]
     assert list(context.features.feature["weights"].float_list.value) == [1.5, 2.0]
     first = examples[0].features.feature
@@ -281,18 +283,18 @@ def test_examples_and_context_become_tf_examples():
     ],
 )
 def test_examples_errors(doc, message):
-    error = _error(protocol.examples_from_json, doc, "classify")
+    error = _error(rest_json.examples_from_json, doc, "classify")
     assert message in error.message
 
 
 def test_classify_and_regress_result_json():
-    body = protocol.classify_response_json([[("", 3.5)], [("cat", 0.25), ("dog", 0.75)]])
+    body = rest_json.classify_response_json([[("", 3.5)], [("cat", 0.25), ("dog", 0.75)]])
     assert orjson.loads(body) == {"results": [[["", 3.5]], [["cat", 0.25], ["dog", 0.75]]]}
-    assert protocol.regress_response_json([3.5, 2.0]) == b'{"results": [3.5, 2.0]}'
+    assert rest_json.regress_response_json([3.5, 2.0]) == b'{"results": [3.5, 2.0]}'
 
 
 def test_error_body_and_http_codes():
-    assert orjson.loads(protocol.error_json('bad "thing"')) == {"error": 'bad "thing"'}
+    assert orjson.loads(rest_json.error_json('bad "thing"')) == {"error": 'bad "thing"'}
     assert ServingError(Code.NOT_FOUND, "x").http_status == 404
     assert ServingError(Code.RESOURCE_EXHAUSTED, "x").http_status == 429
     assert ServingError(Code.DEADLINE_EXCEEDED, "x").http_status == 504
@@ -300,27 +302,10 @@ def test_error_body_and_http_codes():
     assert ServingError(Code.UNAVAILABLE, "x").http_status == 503
 
 
-def test_tensor_proto_round_trip_uses_typed_fields():
-    import tensorflow as tf
-
-    array = np.array([[1.5, 2.0]], np.float32)
-    proto = protocol.ndarray_to_tensor_proto(array)
-    assert list(proto.float_val) == [1.5, 2.0] and not proto.tensor_content
-    assert protocol.tensor_proto_to_ndarray(proto).tolist() == array.tolist()
-    # tensor_content (what tf.make_tensor_proto writes) and string tensors read back too.
-    packed = tf.make_tensor_proto(np.arange(6, dtype=np.int64).reshape(2, 3))
-    assert protocol.tensor_proto_to_ndarray(packed).tolist() == [[0, 1, 2], [3, 4, 5]]
-    strings = tf.make_tensor_proto([b"a", b"bc"])
-    assert protocol.tensor_proto_to_ndarray(strings).tolist() == [b"a", b"bc"]
-    # a single value fills the shape, as in tf.make_ndarray
-    scalar_fill = tf.make_tensor_proto(7.0, shape=[2, 2])
-    assert protocol.tensor_proto_to_ndarray(scalar_fill).tolist() == [[7.0, 7.0], [7.0, 7.0]]
-
-
 def test_big_bodies_parse_with_the_gc_paused_and_restored():
     import gc
 
-    from serving.protocol import _NO_GC_BODY_BYTES, parse_json_body
+    from serving.server.rest_json import _NO_GC_BODY_BYTES, parse_json_body
 
     rows = [[float(i)] * 100 for i in range(_NO_GC_BODY_BYTES // 300)]
     body = orjson.dumps({"instances": rows})
@@ -335,14 +320,3 @@ def test_big_bodies_parse_with_the_gc_paused_and_restored():
         assert math.isnan(doc["instances"][-1][0]) and not gc.isenabled()
     finally:
         gc.enable()
-
-
-@pytest.mark.parametrize("shape", [[2**31], [2**20, 2**20], [2**62, 2**62, 4]])
-def test_a_single_value_is_not_broadcast_over_a_huge_shape(shape):
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
-
-    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[1.0])
-    proto.tensor_shape.dim.extend(tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in shape)
-    with pytest.raises(ServingError, match="the limit is 2147483647") as raised:
-        protocol.tensor_proto_to_ndarray(proto)
-    assert raised.value.code == Code.INVALID_ARGUMENT

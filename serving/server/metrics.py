@@ -12,15 +12,18 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import defaultdict
-from typing import Iterator
+from typing import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from serving.protocol import Code
+from serving.errors import Code
 
-__all__ = ["ServingMetrics", "DEFAULT_PATH"]
+__all__ = ["ServingMetrics", "DEFAULT_PATH", "Observer"]
+
+# What a transport calls after every API request: observe(model_name, api, status_code, seconds).
+Observer = Callable[[str, str, Code, float], None]
 
 DEFAULT_PATH = "/monitoring/prometheus/metrics"
 MAX_SERIES = 1000

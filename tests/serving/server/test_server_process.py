@@ -204,7 +204,7 @@ def test_grpc_tls_from_ssl_config_file(serve, tmp_path, half_plus_two_dir):
     from google.protobuf import text_format
     from tensorflow_serving.apis import get_model_status_pb2
 
-    from serving import config_protos
+    from serving.server import config_protos
 
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(

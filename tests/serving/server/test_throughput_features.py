@@ -17,11 +17,11 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.apis import predict_pb2
 
-from serving import config_protos
-from serving.batching import BatchingOptions, DynamicBatcher
-from serving.core import ServingCore
-from serving.model_store import ModelStore, State, single_model_config
-from serving.protocol import Code, ServingError, invalid
+from serving.server import config_protos
+from serving.server.batching import BatchingOptions, DynamicBatcher
+from serving.server.core import ServingCore
+from serving.server.model_store import ModelStore, State, single_model_config
+from serving.errors import Code, ServingError, invalid
 
 SIGNATURE = SimpleNamespace(name="serving_default")
 

@@ -16,24 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving import client as client_module
-from serving.client import (
-    ClientError,
-    ServingClient,
-    SignatureSpec,
-    TensorSpec,
-    examples_to_json,
-    image_input,
-    interpret_classifier_outputs,
-    json_to_array,
-    load_digits_set,
-    load_folder_set,
-    load_npz_set,
-    model_path,
-    parse_endpoint,
-    parse_metadata,
-    parse_status,
-)
+from serving.client import ClientError, ModelMetadata, ServingClient, SignatureSpec, TensorSpec
+from serving.client.cli import main as cli_main
+from serving.client.datasets import load_digits_set, load_folder_set, load_npz_set
+from serving.client.images import encoded_image, image_input, load_image
+from serving.client.rest import examples_to_json, json_to_array, model_path
+from serving.client.types import interpret_classifier_outputs, parse_endpoint, parse_metadata, parse_status
 
 MODEL = "bright"
 CLASSIFY = "tensorflow/serving/classify"
@@ -249,7 +237,8 @@ def test_constructor_validates_its_arguments():
 def test_digits_set_is_the_pipelines_eval_split_and_scaling():
     from sklearn.datasets import load_digits
 
-    from components.example_gen.logic import digits_pixels
+    from components.example_gen.logic import EVAL, digits_pixels
+    from components.example_gen.logic import load_digits as pipeline_digits
 
     images, labels = load_digits_set("all")
     digits = load_digits()
@@ -258,7 +247,10 @@ def test_digits_set_is_the_pipelines_eval_split_and_scaling():
     np.testing.assert_array_equal(labels, digits.target)
     eval_images, eval_labels = load_digits_set("eval")
     assert 0.1 * 1797 < len(eval_images) < 0.3 * 1797
-    assert len(eval_images) == len(eval_labels)
+    # The client reads scikit-learn itself; its eval rows are exactly ExampleGen's.
+    held_out = [(pixels, label) for split, pixels, label in pipeline_digits().records() if split == EVAL]
+    np.testing.assert_array_equal(eval_images, np.stack([p for p, _ in held_out]).astype(np.float32))
+    np.testing.assert_array_equal(eval_labels, [label for _, label in held_out])
 
 
 def test_npz_and_folder_sets(tmp_path):
@@ -281,7 +273,7 @@ def test_npz_and_folder_sets(tmp_path):
 
 
 def test_bytes_encoding_needs_a_bytes_signature(monkeypatch, tmp_path):
-    only_pixels = client_module.ModelMetadata("m", 1, {"serving_default": SignatureSpec(
+    only_pixels = ModelMetadata("m", 1, {"serving_default": SignatureSpec(
         "serving_default", "tensorflow/serving/predict",
         {"image": TensorSpec("image", "DT_FLOAT", (-1, 4, 4, 1))}, {})})
     client = ServingClient("127.0.0.1:1", "rest", "m")
@@ -294,9 +286,9 @@ def test_unreadable_image_is_named(tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
     with pytest.raises(ClientError, match=r"cannot read image .*notes.png.*expected a PNG or JPEG"):
-        client_module.load_image(bad, 4, 4, 1)
+        load_image(bad, 4, 4, 1)
     with pytest.raises(ClientError, match=r"notes.png is not a PNG or JPEG file"):
-        client_module._encoded_image(bad)
+        encoded_image(bad)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,19 +462,19 @@ def test_cli_predict_status_metadata_and_evaluate(server, tmp_path, capsys):
     Image.fromarray(np.full((8, 8), 240, np.uint8)).save(tmp_path / "x.png")
     grpc = ["--endpoint", endpoint(server, "grpc"), "--protocol", "grpc", "--model", MODEL]
     rest = ["--endpoint", endpoint(server, "rest"), "--model", MODEL]
-    assert client_module.main(["predict", *rest, "--label", "stable", str(tmp_path / "x.png")]) == 0
+    assert cli_main(["predict", *rest, "--label", "stable", str(tmp_path / "x.png")]) == 0
     out = capsys.readouterr().out
     assert f"{tmp_path / 'x.png'}: bright-v1 (class 1, p=0.94" in out
     assert "top class ids [1: 0.94" in out
-    assert client_module.main(["status", *grpc]) == 0
+    assert cli_main(["status", *grpc]) == 0
     assert sorted(capsys.readouterr().out.splitlines()) == ["version 1: AVAILABLE", "version 2: AVAILABLE"]
-    assert client_module.main(["metadata", *rest, "--version", "1"]) == 0
+    assert cli_main(["metadata", *rest, "--version", "1"]) == 0
     out = capsys.readouterr().out
     assert "signature serving_default (tensorflow/serving/predict)" in out
     assert "input  image: DT_FLOAT [-1, 4, 4, 1]" in out
     images, labels, _ = _labelled_set()
     np.savez(tmp_path / "set.npz", images=images, labels=labels)
-    assert client_module.main(["evaluate", *grpc, "--data", str(tmp_path / "set.npz"), "--concurrency", "3"]) == 0
+    assert cli_main(["evaluate", *grpc, "--data", str(tmp_path / "set.npz"), "--concurrency", "3"]) == 0
     out = capsys.readouterr().out
     assert "20 examples, 20 requests of 1 row(s), 3 concurrent" in out
     assert "accuracy 0.8500  inference error rate 15.00%  failed requests 0" in out
@@ -490,7 +482,7 @@ def test_cli_predict_status_metadata_and_evaluate(server, tmp_path, capsys):
 
 
 def test_cli_errors_are_one_line_and_nonzero(server, capsys):
-    code = client_module.main(["status", "--endpoint", endpoint(server, "rest"), "--model", "nope"])
+    code = cli_main(["status", "--endpoint", endpoint(server, "rest"), "--model", "nope"])
     err = capsys.readouterr().err
     assert code != 0
     assert err == f"error: GET http://{endpoint(server, 'rest')}/v1/models/nope failed with HTTP 404: " \

@@ -10,32 +10,25 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-from google.protobuf.message import DecodeError
-from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow.core.protobuf import meta_graph_pb2
 
-from serving.protocol import Code, InputSpec, ServingError, dtype_name, invalid, numpy_dtype
+from serving.errors import Code, ServingError, invalid
+from serving.saved_model import (
+    DEFAULT_SIGNATURE,
+    INIT_OP_SIGNATURE,
+    InputSpec,
+    dtype_name,
+    numpy_dtype,
+    numpy_dtype_name,
+    read_signature_defs,
+)
 
 logger = logging.getLogger(__name__)
-
-_TF_NAMES = {np.dtype(t).str: n for t, n in (
-    (np.float32, "float"), (np.float64, "double"), (np.float16, "half"), (np.int8, "int8"),
-    (np.int16, "int16"), (np.int32, "int32"), (np.int64, "int64"), (np.uint8, "uint8"),
-    (np.uint16, "uint16"), (np.uint32, "uint32"), (np.uint64, "uint64"), (np.bool_, "bool"),
-    (np.object_, "string"),
-)}
-
-PREDICT_METHOD = "tensorflow/serving/predict"
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
-DEFAULT_SIGNATURE = "serving_default"
-INIT_OP_SIGNATURE = "__saved_model_init_op"
-
 
 @dataclass
 class Signature:
@@ -117,7 +110,7 @@ class Servable:
                     raise invalid(
                         f"Expects arg[{list(signature.input_specs).index(key)}] to be "
                         f"{dtype_name(signature.input_specs[key].dtype)} but "
-                        f"{_TF_NAMES.get(array.dtype.str, str(array.dtype))} is provided"
+                        f"{numpy_dtype_name(array.dtype)} is provided"
                     )
                 array = array.astype(want)
             feeds[key] = array
@@ -138,6 +131,16 @@ class Servable:
                 )
             outputs[name] = result[name].numpy()
         return outputs
+
+
+@dataclass(frozen=True)
+class PredictCall:
+    """One predict: arrays for one signature of one loaded version (from either transport)."""
+
+    servable: Servable
+    signature: Signature
+    inputs: Mapping[str, np.ndarray]
+    output_filter: tuple[str, ...] = ()
 
 
 def check_input_names(signature: Signature, inputs: Mapping[str, Any]) -> None:
@@ -226,36 +229,6 @@ def _flat_names(function: Any, definition: meta_graph_pb2.SignatureDef) -> tuple
     return tuple(names)
 
 
-def read_signature_defs(
-    export_dir: str | Path, tags: tuple[str, ...] = ("serve",)
-) -> dict[str, meta_graph_pb2.SignatureDef]:
-    """SignatureDefs of the MetaGraph tagged `tags`, read from saved_model.pb."""
-    path = Path(export_dir) / "saved_model.pb"
-    saved_model = saved_model_pb2.SavedModel()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            saved_model.ParseFromString(path.read_bytes())
-        except DecodeError as error:
-            caught.append(error)
-    if caught or not saved_model.meta_graphs:
-        raise ServingError(
-            Code.DATA_LOSS,
-            f"{path} is not a valid SavedModel protobuf"
-            + (f" ({caught[0].message if hasattr(caught[0], 'message') else caught[0]})" if caught else ""),
-        )
-    for meta_graph in saved_model.meta_graphs:
-        if set(meta_graph.meta_info_def.tags) == set(tags):
-            return dict(meta_graph.signature_def)
-    found = [sorted(m.meta_info_def.tags) for m in saved_model.meta_graphs]
-    raise ServingError(
-        Code.NOT_FOUND,
-        f"Could not find meta graph def matching supplied tags: {{ {' '.join(tags)} }}. To inspect "
-        f"available tag-sets in the SavedModel, please use the SavedModel CLI: `saved_model_cli`; "
-        f"found {found}",
-    )
-
-
 def load_servable(
     name: str, version: int, export_dir: str | Path, tags: tuple[str, ...] = ("serve",)
 ) -> Servable:
@@ -263,7 +236,7 @@ def load_servable(
     import tensorflow as tf
 
     started = time.perf_counter()
-    signature_defs = read_signature_defs(export_dir, tags)
+    signature_defs = read_signature_defs(export_dir, tags, internal=True)
     loaded = tf.saved_model.load(str(export_dir), tags=list(tags))
     functions = getattr(loaded, "signatures", {})
     signatures: dict[str, Signature] = {}

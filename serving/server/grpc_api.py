@@ -20,12 +20,13 @@ from typing import Any, Awaitable, Callable
 import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc
 
-from serving.core import ServingCore
-from serving.protocol import Code, ServingError
+from serving.server import grpc_converters
+from serving.server.core import ServingCore, make_run_blocking
+from serving.errors import Code, ServingError
+from serving.server.metrics import Observer
 
 logger = logging.getLogger(__name__)
 
-Observer = Callable[[str, str, Code, float], None]
 
 _GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
@@ -67,16 +68,15 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._core = core
         self._executor = executor
         self._observe = observe
+        self._run_blocking = make_run_blocking(executor, None)
 
     def _in_thread(self, method: Callable[[Any], Any], request: Any) -> Callable[[], Awaitable[Any]]:
         return lambda: asyncio.get_running_loop().run_in_executor(self._executor, method, request)
 
     async def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
-        prepared = self._core.prepare_predict(request)
-        future = self._core.submit_prepared_async(prepared)
-        if future is None:
-            future = asyncio.get_running_loop().run_in_executor(self._executor, self._core.run_prepared, prepared)
-        return self._core.predict_response(prepared, await future)
+        call = grpc_converters.predict_call(request, self._core.servable_for(request.model_spec))
+        outputs = await self._core.predict_async(call, self._run_blocking)
+        return grpc_converters.predict_response(call, outputs)
 
     async def Classify(self, request, context):  # noqa: N802 - gRPC method names
         return await _call(

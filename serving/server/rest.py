@@ -1,4 +1,4 @@
-"""TF Serving's REST API (`/v1/models/...`) as a thin aiohttp adapter over `serving.core`.
+"""TF Serving's REST API (`/v1/models/...`) as a thin aiohttp adapter over `serving.server.core`.
 
 `RestApi.handle(method, path, body)` is the whole API as a plain function returning
 (HTTP status, JSON bytes): URL parsing with TF Serving's regexes, body parsing, the core call
@@ -10,14 +10,13 @@ aiohttp part only reads the body (size limit, gzip) and applies the deadline.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 from urllib.parse import unquote
 
 import orjson
@@ -25,9 +24,12 @@ from aiohttp import web
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, input_pb2
 
-from serving import protocol
-from serving.core import ServingCore
-from serving.protocol import Code, ServingError, invalid
+from serving.saved_model import DEFAULT_SIGNATURE
+from serving.server import rest_json
+from serving.server.core import RunBlocking, ServingCore, make_run_blocking
+from serving.server.metrics import Observer
+from serving.server.servable import PredictCall
+from serving.errors import Code, ServingError, invalid
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +46,6 @@ _API_RE = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
 _INT64_MAX = 2**63 - 1
 JSON_HEADERS = {"Content-Type": "application/json"}
 
-# Called as observe(model_name, api, status_code, seconds) after every API request.
-Observer = Callable[[str, str, Code, float], None]
-# Runs a blocking callable in a worker thread under the request deadline.
-RunBlocking = Callable[..., Awaitable[Any]]
 # Bodies up to this size are parsed on the event loop; bigger ones in a worker thread.
 INLINE_BODY_BYTES = 256 * 1024
 
@@ -58,14 +56,13 @@ class RestResponse:
     body: bytes
 
 
-def _error(error: ServingError) -> RestResponse:
-    return RestResponse(error.http_status, protocol.error_json(error.message))
-
-
-def _unexpected(method: str, path: str, error: Exception) -> RestResponse:
-    """A 500 for an error no handler expected; logged with its traceback, the server lives on."""
-    logger.exception("unexpected error for %s %s", method, path)
-    return _error(ServingError(Code.INTERNAL, f"{type(error).__name__}: {error}"))
+def _error_response(method: str, path: str, error: Exception) -> tuple[Code, RestResponse]:
+    """TF Serving's status and `{"error": ...}` body for a failed request. An error no handler
+    expected is a 500, logged with its traceback; the server lives on."""
+    if not isinstance(error, ServingError):
+        logger.exception("unexpected error for %s %s", method, path)
+        error = ServingError(Code.INTERNAL, f"{type(error).__name__}: {error}")
+    return error.code, RestResponse(error.http_status, rest_json.error_json(error.message))
 
 
 def _version(text: str | None) -> int | None:
@@ -77,12 +74,50 @@ def _version(text: str | None) -> int | None:
     return value
 
 
+def _fill_spec(spec: Any, route: Route) -> None:
+    spec.name = route.model
+    if route.label is not None:
+        spec.version_label = route.label
+    elif route.version is not None:
+        spec.version.value = route.version
+
+
 def _pretty(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2)
 
 
+@dataclass(frozen=True)
+class Route:
+    """What a request's method and URL name (TF Serving's URL grammar)."""
+
+    api: str  # predict, classify, regress, metadata or status
+    model: str
+    version: int | None
+    label: str | None
+
+
+def parse_route(method: str, path: str) -> Route:
+    """The API, model and version or label a request URL names; INVALID_ARGUMENT otherwise."""
+    regex = _POST_RE if method == "POST" else _GET_RE if method == "GET" else None
+    match = regex.fullmatch(path) if regex is not None else None
+    if match is None:
+        raise invalid(f"Malformed request: {method} {path}")
+    if match.group(1) is None:
+        raise invalid("Missing model name in request.")
+    if method == "POST":
+        api = match.group(4).lower()
+    else:
+        api = "metadata" if match.group(4) else "status"
+    label = unquote(match.group(3)) if match.group(3) is not None else None
+    return Route(api, unquote(match.group(1)), _version(match.group(2)), label)
+
+
 class RestApi:
-    """The REST API on top of a ServingCore, independent of any HTTP library."""
+    """The REST API on top of a ServingCore, independent of any HTTP library.
+
+    `handle` answers any request on the calling thread; `handle_async` answers on the event
+    loop (see the module docstring). Both parse the URL with `parse_route`, answer errors with
+    `_error_response` and record metrics with `_record`."""
 
     def __init__(self, core: ServingCore, observe: Observer | None = None) -> None:
         self.core = core
@@ -90,113 +125,87 @@ class RestApi:
 
     def handle(self, method: str, path: str, body: bytes) -> RestResponse:
         started = time.perf_counter()
-        model, api = "", "unknown"
+        route = None
         code = Code.OK
         try:
-            if method == "POST":
-                match = _POST_RE.fullmatch(path)
-                if match is None:
-                    raise invalid(f"Malformed request: {method} {path}")
-                model = unquote(match.group(1))
-                api = match.group(4).lower()
-                version = _version(match.group(2))
-                label = unquote(match.group(3)) if match.group(3) is not None else None
-                doc = protocol.parse_json_body(body)
-                if api == "predict":
-                    result = self.core.predict_json(model, version, label, doc)
-                else:
-                    result = self._classify_regress(api, model, version, label, doc)
-                return RestResponse(200, result)
-            if method == "GET":
-                match = _GET_RE.fullmatch(path)
-                if match is None:
-                    raise invalid(f"Malformed request: {method} {path}")
-                if match.group(1) is None:
-                    raise invalid("Missing model name in request.")
-                model = unquote(match.group(1))
-                version = _version(match.group(2))
-                label = unquote(match.group(3)) if match.group(3) is not None else None
-                if match.group(4):
-                    api = "metadata"
-                    return RestResponse(200, self._metadata(model, version, label))
-                api = "status"
-                return RestResponse(200, self._status(model, version, label))
-            raise invalid(f"Malformed request: {method} {path}")
-        except ServingError as error:
-            code = error.code
-            return _error(error)
+            route = parse_route(method, path)
+            if route.api == "metadata":
+                return RestResponse(200, self._metadata(route))
+            if route.api == "status":
+                return RestResponse(200, self._status(route))
+            doc = rest_json.parse_json_body(body)
+            if route.api == "predict":
+                call, fmt = self._predict_call(route, doc)
+                return RestResponse(200, rest_json.predict_response_json(self.core.predict(call), fmt))
+            return RestResponse(200, self._classify_regress(route, doc))
         except Exception as error:  # noqa: BLE001 - never let a request take the server down
-            code = Code.INTERNAL
-            return _unexpected(method, path, error)
+            code, response = _error_response(method, path, error)
+            return response
         finally:
-            if self._observe is not None and model:
-                self._observe(model, api, code, time.perf_counter() - started)
+            self._record(route, code, started)
 
     async def handle_async(self, method: str, path: str, body: bytes, run_blocking: "RunBlocking") -> RestResponse:
-        """`handle` for an event loop (see the module docstring). JSON work is GIL-bound
-        wherever it runs, so it stays on one thread; the worker pool only holds signature
-        calls, which release the GIL."""
+        """`handle` for an event loop. JSON work is GIL-bound wherever it runs, so a small
+        predict stays on the loop thread and only its signature call leaves it; status and
+        metadata never touch a model, so they are answered here (readiness probes never queue
+        behind slow predictions); everything else runs `handle` in a worker thread."""
         if method == "GET":
-            # Status and metadata never touch a model: answered here, so readiness probes are
-            # not queued behind slow predictions.
             return self.handle(method, path, body)
         match = _POST_RE.fullmatch(path) if method == "POST" else None
         if match is None or match.group(4).lower() != "predict" or len(body) > INLINE_BODY_BYTES:
             try:
                 return await run_blocking(self.handle, method, path, body)
             except ServingError as error:  # the deadline passed
-                return _error(error)
+                return _error_response(method, path, error)[1]
         started = time.perf_counter()
-        model = unquote(match.group(1))
+        route = None
         code = Code.OK
         try:
-            version = _version(match.group(2))
-            label = unquote(match.group(3)) if match.group(3) is not None else None
-            doc = protocol.parse_json_body(body)
-            prepared = self.core.prepare_predict_json(model, version, label, doc)
-            future = self.core.submit_prepared_async(prepared)
-            if future is not None:
-                outputs = await run_blocking(future)
-            else:
-                outputs = await run_blocking(self.core.run_prepared, prepared)
-            return RestResponse(200, protocol.predict_response_json(outputs, prepared.fmt))
-        except ServingError as error:
-            code = error.code
-            return _error(error)
+            route = parse_route(method, path)
+            call, fmt = self._predict_call(route, rest_json.parse_json_body(body))
+            outputs = await self.core.predict_async(call, run_blocking)
+            return RestResponse(200, rest_json.predict_response_json(outputs, fmt))
         except Exception as error:  # noqa: BLE001 - never let a request take the server down
-            code = Code.INTERNAL
-            return _unexpected(method, path, error)
+            code, response = _error_response(method, path, error)
+            return response
         finally:
-            if self._observe is not None:
-                self._observe(model, "predict", code, time.perf_counter() - started)
+            self._record(route, code, started)
 
-    def _classify_regress(
-        self, api: str, model: str, version: int | None, label: str | None, doc: dict[str, Any]
-    ) -> bytes:
-        signature_name = protocol.signature_name_from_json(doc)
-        examples, context = protocol.examples_from_json(doc, api)
+    def _record(self, route: Route | None, code: Code, started: float) -> None:
+        if self._observe is not None and route is not None:
+            self._observe(route.model, route.api, code, time.perf_counter() - started)
+
+    def _predict_call(self, route: Route, doc: dict[str, Any]) -> tuple[PredictCall, rest_json.RequestFormat]:
+        """The JSON body as the core's PredictCall, and the format to answer in."""
+        signature_name = rest_json.signature_name_from_json(doc)
+        servable = self.core.store.get_servable(route.model, route.version, route.label)
+        signature = servable.signatures.get(signature_name or DEFAULT_SIGNATURE)
+        if signature is None:
+            raise invalid(f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
+        inputs, fmt = rest_json.predict_inputs_from_json(doc, signature.input_specs, signature_name)
+        return PredictCall(servable, signature, inputs), fmt
+
+    def _classify_regress(self, route: Route, doc: dict[str, Any]) -> bytes:
+        signature_name = rest_json.signature_name_from_json(doc)
+        examples, context = rest_json.examples_from_json(doc, route.api)
         model_input = input_pb2.Input()
         if context is not None:
             model_input.example_list_with_context.context.CopyFrom(context)
             model_input.example_list_with_context.examples.extend(examples)
         else:
             model_input.example_list.examples.extend(examples)
-        servable = self.core.store.get_servable(model, version, label)
-        if api == "classify":
+        servable = self.core.store.get_servable(route.model, route.version, route.label)
+        if route.api == "classify":
             _, result = self.core.classify_on(servable, signature_name, model_input)
-            return protocol.classify_response_json(
+            return rest_json.classify_response_json(
                 [[(c.label, c.score) for c in row.classes] for row in result.classifications]
             )
         _, result = self.core.regress_on(servable, signature_name, model_input)
-        return protocol.regress_response_json([r.value for r in result.regressions])
+        return rest_json.regress_response_json([r.value for r in result.regressions])
 
-    def _status(self, model: str, version: int | None, label: str | None) -> bytes:
+    def _status(self, route: Route) -> bytes:
         request = get_model_status_pb2.GetModelStatusRequest()
-        request.model_spec.name = model
-        if label is not None:
-            request.model_spec.version_label = label
-        elif version is not None:
-            request.model_spec.version.value = version
+        _fill_spec(request.model_spec, route)
         response = self.core.get_model_status(request)
         return json_format.MessageToJson(
             response,
@@ -205,13 +214,9 @@ class RestApi:
             indent=1,
         ).encode()
 
-    def _metadata(self, model: str, version: int | None, label: str | None) -> bytes:
+    def _metadata(self, route: Route) -> bytes:
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
-        request.model_spec.name = model
-        if label is not None:
-            request.model_spec.version_label = label
-        elif version is not None:
-            request.model_spec.version.value = version
+        _fill_spec(request.model_spec, route)
         response = self.core.get_model_metadata(request)
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signature_map)
@@ -231,43 +236,6 @@ class RestApi:
                 },
             }
         )
-
-
-async def within_deadline(future: "asyncio.Future[Any]", timeout_seconds: float | None) -> Any:
-    """Awaits `future`; past the deadline cancels it and raises DEADLINE_EXCEEDED. A timer
-    handle instead of `asyncio.wait_for`, which costs a task and two futures per request."""
-    if timeout_seconds is None:
-        return await future
-    expired = False
-
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        future.cancel()
-
-    timer = asyncio.get_running_loop().call_later(timeout_seconds, expire)
-    try:
-        return await future
-    except asyncio.CancelledError:
-        if expired:
-            raise ServingError(Code.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
-        raise
-    finally:
-        timer.cancel()
-
-
-def make_run_blocking(executor: Executor, timeout_seconds: float | None) -> RunBlocking:
-    """`await run_blocking(fn, *args)` runs fn in `executor`; `await run_blocking(future)` waits
-    for an asyncio future already running (the batcher's). Past the deadline: DEADLINE_EXCEEDED."""
-
-    async def run_blocking(function: Callable[..., Any] | asyncio.Future, *args: Any) -> Any:
-        if isinstance(function, asyncio.Future):
-            future = function
-        else:
-            future = asyncio.get_running_loop().run_in_executor(executor, function, *args)
-        return await within_deadline(future, timeout_seconds)
-
-    return run_blocking
 
 
 @dataclass(frozen=True)
@@ -314,20 +282,20 @@ def make_app(
         if request.method == "OPTIONS" and options.enable_cors:
             origin = request.headers.get("Origin", "")
             if not origin.startswith(("http://", "https://")):
-                return reply(400, protocol.error_json("Invalid CORS preflight request: missing Origin"))
+                return reply(400, rest_json.error_json("Invalid CORS preflight request: missing Origin"))
             return web.Response(status=200, headers=cors)
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return reply(
                 413,
-                protocol.error_json(
+                rest_json.error_json(
                     f"Request body is larger than the server's limit of {options.max_body_bytes} "
                     "bytes (--rest_api_max_body_bytes)"
                 ),
             )
         except Exception as error:  # noqa: BLE001 - a broken gzip stream, a reset connection
-            return reply(400, protocol.error_json(f"Could not read the request body: {error}"))
+            return reply(400, rest_json.error_json(f"Could not read the request body: {error}"))
         result = await api.handle_async(request.method, path, body, run_blocking)
         return reply(result.status, result.body)
 

@@ -25,8 +25,6 @@ Per-process state stays per process: Prometheus metrics (a scrape sees one copy)
 from __future__ import annotations
 
 import argparse
-import ctypes
-import json
 import logging
 import os
 import signal
@@ -36,6 +34,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from serving.errors import LoadTimeout, ServerStartError
+from serving.process import announce_ready, embedded_command, spawn, stop_processes, wait_for_ready_files
+from serving.server.flags import check_ports, rest_enabled
 
 logger = logging.getLogger("serving.server")
 
@@ -64,42 +66,23 @@ def _reserve_port(host: str, port: int) -> tuple[int, socket.socket]:
     return port, held
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the supervisor dies (Linux prctl)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _stop_all(processes: list[subprocess.Popen], timeout: float = 30.0) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for process in processes:
-        try:
-            process.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            logger.error("server process %d did not stop within %g s; killing it", process.pid, timeout)
-            process.kill()
-            process.wait()
+def _stop_all(processes: list[subprocess.Popen]) -> None:
+    stop_processes(processes, 30.0)
 
 
 def supervise(args: argparse.Namespace, argv: list[str]) -> int:
     """Runs `args.num_server_processes` servers on shared ports until SIGTERM/SIGINT."""
     count = args.num_server_processes
-    rest_enabled = args.pick_unused_ports or args.rest_api_port > 0
-    if not args.pick_unused_ports and rest_enabled and args.rest_api_port == args.port:
-        print(f"error: --port and --rest_api_port must differ, both are {args.port}", file=sys.stderr)
+    problem = check_ports(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     held: list[socket.socket] = []
     try:
         grpc_port, sock = _reserve_port(args.host, 0 if args.pick_unused_ports else args.port)
         held.append(sock)
         rest_port = 0
-        if rest_enabled:
+        if rest_enabled(args):
             rest_port, sock = _reserve_port(args.host, 0 if args.pick_unused_ports else args.rest_api_port)
             held.append(sock)
     except OSError as error:
@@ -131,9 +114,7 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
         for index in range(count):
             # argparse keeps the last value of a repeated flag: these override the user's.
             command = [
-                sys.executable,
-                "-m",
-                "serving.server",
+                *embedded_command(),
                 *argv,
                 *threads,
                 "--pick_unused_ports=false",
@@ -146,14 +127,7 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
             # The copies' SERVING lines go to stderr: stdout has only the supervisor's line. Own
             # session: a Ctrl-C (or a signal to the process group) reaches the supervisor only,
             # which forwards one SIGTERM to each copy.
-            processes.append(
-                subprocess.Popen(
-                    command,
-                    stdout=sys.stderr.fileno(),
-                    preexec_fn=_die_with_parent,
-                    start_new_session=True,
-                )
-            )
+            processes.append(spawn(command, stdout=sys.stderr.fileno(), stderr=None, die_with_parent=True))
         logger.info(
             "started %d server processes (pids %s) sharing gRPC port %d and REST port %s",
             count,
@@ -161,35 +135,26 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
             grpc_port,
             rest_port or "disabled",
         )
-        deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
-        while not all(path.exists() for path in ready_files):
-            failed = [p for p in processes if p.poll() is not None]
-            if failed or stop_requested or time.monotonic() > deadline:
-                if failed:
-                    print(
-                        f"error: server process {failed[0].pid} exited with {failed[0].returncode} "
-                        "before it was ready",
-                        file=sys.stderr,
-                    )
-                elif not stop_requested:
-                    print(f"error: server processes not ready after {_READY_TIMEOUT_SECONDS:g} s", file=sys.stderr)
-                _stop_all(processes)
-                return 0 if stop_requested and not failed else 1
-            time.sleep(0.1)
+        try:
+            ready = wait_for_ready_files(
+                processes, ready_files, time.monotonic() + _READY_TIMEOUT_SECONDS, interrupted=lambda: bool(stop_requested)
+            )
+        except (ServerStartError, LoadTimeout) as error:
+            if isinstance(error, LoadTimeout):
+                print(f"error: server processes not ready after {_READY_TIMEOUT_SECONDS:g} s", file=sys.stderr)
+            else:
+                print(f"error: {error}", file=sys.stderr)
+            _stop_all(processes)
+            return 1
+        if ready is None:
+            _stop_all(processes)
+            return 0
         for sock in held:
             sock.close()
         held.clear()
 
         pids = [p.pid for p in processes]
-        if args.ready_file:
-            from serving.server import _write_ready_file
-
-            _write_ready_file(
-                args.ready_file,
-                {"grpc_port": grpc_port, "rest_port": rest_port or None, "pid": os.getpid(), "worker_pids": pids},
-            )
-        rest_text = f"{args.host}:{rest_port}" if rest_port else "disabled"
-        print(f"SERVING grpc={args.host}:{grpc_port} rest={rest_text}", flush=True)
+        announce_ready(args.host, grpc_port, rest_port or None, args.ready_file, worker_pids=pids)
 
         while not stop_requested:
             failed = [p for p in processes if p.poll() is not None]

@@ -28,8 +28,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from serving.protocol import Code, ServingError
-from serving.servable import Servable, Signature
+from serving.errors import Code, ServingError
+from serving.server.servable import Servable, Signature
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class BatchingOptions:
 
     @classmethod
     def from_proto(cls, params) -> "BatchingOptions":
-        """From a `BatchingParameters` message (see serving.config_protos)."""
+        """From a `BatchingParameters` message (see serving.server.config_protos)."""
         defaults = cls()
 
         def wrapped(field: str, default: int) -> int:
@@ -125,7 +125,7 @@ class _Queue:
 
 
 class DynamicBatcher:
-    """A `core.Runner` that merges concurrent calls; call it like `servable.run`."""
+    """A `core.Batcher` that merges concurrent calls; call it like `servable.run`."""
 
     def __init__(self, options: BatchingOptions) -> None:
         options.validate()

@@ -1,11 +1,12 @@
-"""Pure conversions between TF Serving's wire formats and numpy arrays, and its typed errors.
+"""TF Serving's REST JSON (`util/json_tensor.cc`) <-> numpy arrays and tf.Examples: the REST converters.
 
-Nothing here knows about sockets, models or threads. It covers TF Serving's REST JSON
-(`util/json_tensor.cc`): the row (`instances` -> `predictions`) and columnar (`inputs` ->
-`outputs`) predict formats, `{"b64": ...}` values and `*_bytes` outputs, NaN/Infinity tokens,
-the float formatting (`%g`, then full precision when that does not round-trip, `.0` on whole
-numbers), classify/regress `examples` + `context` -> tf.Example, and the error body. It also
-converts between TensorProto and numpy for the gRPC side, and maps status codes to HTTP.
+This module is over 500 lines on purpose: it mirrors json_tensor.cc function by function (reading
+and writing share the dtype rules, the float text and the error wording), and splitting the twin
+rules apart would make them drift. Nothing here knows about sockets, models or threads. It covers
+the row (`instances` -> `predictions`) and columnar (`inputs` -> `outputs`) predict formats,
+`{"b64": ...}` values and `*_bytes` outputs, NaN/Infinity tokens, the float formatting (`%g`,
+then full precision when that does not round-trip, `.0` on whole numbers), classify/regress
+`examples` + `context` -> tf.Example, and the error body.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import gc
 import json
 import math
 from array import array as packed_floats
-from dataclasses import dataclass
 from itertools import chain
 from operator import eq
 from typing import Any, Mapping, Sequence
@@ -25,11 +25,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import orjson
 from tensorflow.core.example import example_pb2, feature_pb2
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow.core.framework import types_pb2
+
+from serving.errors import ServingError, invalid
+from serving.saved_model import InputSpec, dtype_name, numpy_dtype
 
 __all__ = [
-    "Code",
-    "ServingError",
     "RequestFormat",
     "parse_json_body",
     "predict_inputs_from_json",
@@ -39,80 +40,10 @@ __all__ = [
     "regress_response_json",
     "error_json",
     "format_float",
-    "tensor_proto_to_ndarray",
-    "ndarray_to_tensor_proto",
-    "numpy_dtype",
-    "dtype_name",
-    "invalid",
     "InputSpec",
     "json_to_array",
     "signature_name_from_json",
 ]
-
-
-class Code(enum.IntEnum):
-    """absl/gRPC canonical status codes (same numbers as tensorflow.error.Code)."""
-
-    OK = 0
-    CANCELLED = 1
-    UNKNOWN = 2
-    INVALID_ARGUMENT = 3
-    DEADLINE_EXCEEDED = 4
-    NOT_FOUND = 5
-    ALREADY_EXISTS = 6
-    PERMISSION_DENIED = 7
-    RESOURCE_EXHAUSTED = 8
-    FAILED_PRECONDITION = 9
-    ABORTED = 10
-    OUT_OF_RANGE = 11
-    UNIMPLEMENTED = 12
-    INTERNAL = 13
-    UNAVAILABLE = 14
-    DATA_LOSS = 15
-    UNAUTHENTICATED = 16
-
-
-# TF Serving's ToHTTPStatusCode (model_servers/http_server.cc).
-_HTTP_STATUS = {
-    Code.OK: 200,
-    Code.CANCELLED: 499,
-    Code.UNKNOWN: 500,
-    Code.INTERNAL: 500,
-    Code.DATA_LOSS: 500,
-    Code.INVALID_ARGUMENT: 400,
-    Code.FAILED_PRECONDITION: 400,
-    Code.OUT_OF_RANGE: 400,
-    Code.DEADLINE_EXCEEDED: 504,
-    Code.NOT_FOUND: 404,
-    Code.ALREADY_EXISTS: 409,
-    Code.ABORTED: 409,
-    Code.PERMISSION_DENIED: 403,
-    Code.RESOURCE_EXHAUSTED: 429,
-    Code.UNIMPLEMENTED: 501,
-    Code.UNAVAILABLE: 503,
-    Code.UNAUTHENTICATED: 401,
-}
-
-
-class ServingError(Exception):
-    """An error with a TF Serving status code; its message is what the client sees."""
-
-    def __init__(self, code: Code, message: str) -> None:
-        super().__init__(message)
-        self.code = Code(code)
-        self.message = message
-
-    @property
-    def http_status(self) -> int:
-        return _HTTP_STATUS.get(self.code, 500)
-
-    def __repr__(self) -> str:
-        return f"ServingError({self.code.name}, {self.message!r})"
-
-
-def invalid(message: str) -> ServingError:
-    return ServingError(Code.INVALID_ARGUMENT, message)
-
 
 class RequestFormat(enum.Enum):
     ROW = "row"
@@ -210,65 +141,10 @@ def _json_type(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# dtypes
-
-_DT_NAMES = {v: k for k, v in types_pb2.DataType.items()}
-
-_NUMPY_DTYPES: dict[int, np.dtype] = {
-    types_pb2.DT_FLOAT: np.dtype(np.float32),
-    types_pb2.DT_DOUBLE: np.dtype(np.float64),
-    types_pb2.DT_HALF: np.dtype(np.float16),
-    types_pb2.DT_INT8: np.dtype(np.int8),
-    types_pb2.DT_INT16: np.dtype(np.int16),
-    types_pb2.DT_INT32: np.dtype(np.int32),
-    types_pb2.DT_INT64: np.dtype(np.int64),
-    types_pb2.DT_UINT8: np.dtype(np.uint8),
-    types_pb2.DT_UINT16: np.dtype(np.uint16),
-    types_pb2.DT_UINT32: np.dtype(np.uint32),
-    types_pb2.DT_UINT64: np.dtype(np.uint64),
-    types_pb2.DT_BOOL: np.dtype(np.bool_),
-    types_pb2.DT_STRING: np.dtype(object),
-}
-
-_FROM_NUMPY = {
-    np.dtype(np.float32): types_pb2.DT_FLOAT,
-    np.dtype(np.float64): types_pb2.DT_DOUBLE,
-    np.dtype(np.float16): types_pb2.DT_HALF,
-    np.dtype(np.int8): types_pb2.DT_INT8,
-    np.dtype(np.int16): types_pb2.DT_INT16,
-    np.dtype(np.int32): types_pb2.DT_INT32,
-    np.dtype(np.int64): types_pb2.DT_INT64,
-    np.dtype(np.uint8): types_pb2.DT_UINT8,
-    np.dtype(np.uint16): types_pb2.DT_UINT16,
-    np.dtype(np.uint32): types_pb2.DT_UINT32,
-    np.dtype(np.uint64): types_pb2.DT_UINT64,
-    np.dtype(np.bool_): types_pb2.DT_BOOL,
-}
-
-
-def dtype_name(dtype: int) -> str:
-    """TF's DataTypeString: `float` for DT_FLOAT, `string` for DT_STRING, ..."""
-    name = _DT_NAMES.get(dtype, f"DT_{dtype}")
-    return name[3:].lower() if name.startswith("DT_") else name
-
-
-def numpy_dtype(dtype: int) -> np.dtype:
-    """The numpy dtype used to feed a signature input of TF DataType `dtype`."""
-    try:
-        return _NUMPY_DTYPES[dtype]
-    except KeyError:
-        raise ServingError(
-            Code.UNIMPLEMENTED, f"Conversion of JSON or tensor values to type: {dtype_name(dtype)}"
-        ) from None
-
-
-# --------------------------------------------------------------------------------------------
 # JSON -> arrays (predict)
 
 _FLOAT_KINDS = frozenset("fiu")
 _INT_KINDS = frozenset("iu")
-# The largest tensor a request may make (a single value broadcast over its shape included).
-MAX_TENSOR_BYTES = 2**31 - 1
 _FLOAT32_MAX_EXACT_INT = (1 << 24) - 1
 _FLOAT64_MAX_EXACT_INT = (1 << 53) - 1
 # Largest finite value of the float targets a double can overflow.
@@ -484,13 +360,6 @@ def _json_to_string_array(value: Any) -> np.ndarray:
     array = np.empty(len(flat), dtype=object)
     array[:] = flat
     return array.reshape(shape)
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What the JSON converter needs to know about one signature input."""
-
-    dtype: int
 
 
 def predict_inputs_from_json(
@@ -834,95 +703,3 @@ def signature_name_from_json(doc: Mapping[str, Any]) -> str:
             "a string value."
         )
     return name
-
-
-# --------------------------------------------------------------------------------------------
-# TensorProto <-> numpy (gRPC)
-
-_PROTO_FIELD = {
-    types_pb2.DT_FLOAT: "float_val",
-    types_pb2.DT_DOUBLE: "double_val",
-    types_pb2.DT_INT32: "int_val",
-    types_pb2.DT_INT16: "int_val",
-    types_pb2.DT_INT8: "int_val",
-    types_pb2.DT_UINT8: "int_val",
-    types_pb2.DT_UINT16: "int_val",
-    types_pb2.DT_INT64: "int64_val",
-    types_pb2.DT_UINT32: "uint32_val",
-    types_pb2.DT_UINT64: "uint64_val",
-    types_pb2.DT_BOOL: "bool_val",
-    types_pb2.DT_STRING: "string_val",
-    types_pb2.DT_HALF: "half_val",
-}
-
-
-def tensor_proto_to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
-    """tf.make_ndarray without TF: tensor_content or the typed repeated field, with TF's
-    rule that a single value is broadcast over the whole shape."""
-    if proto.tensor_shape.unknown_rank:
-        raise invalid("Tensor shape must be fully defined; got unknown rank")
-    shape = [d.size for d in proto.tensor_shape.dim]
-    if any(d < 0 for d in shape):
-        raise invalid(f"Tensor shape {shape} has a negative dimension")
-    dtype = numpy_dtype(proto.dtype)
-    count = math.prod(shape)
-    if count * dtype.itemsize > MAX_TENSOR_BYTES:
-        # One value broadcast over a huge shape would allocate far more than a request carries.
-        raise invalid(
-            f"Tensor shape {shape} of {dtype_name(proto.dtype)} needs {count * dtype.itemsize} bytes; "
-            f"the limit is {MAX_TENSOR_BYTES} (the largest gRPC message)"
-        )
-    if proto.dtype == types_pb2.DT_STRING:
-        values = list(proto.string_val)
-        array = np.empty(len(values), dtype=object)
-        array[:] = values
-    elif proto.tensor_content:
-        if len(proto.tensor_content) != count * dtype.itemsize:
-            raise invalid(
-                f"tensor_content holds {len(proto.tensor_content)} bytes; shape {shape} of "
-                f"{dtype_name(proto.dtype)} needs {count * dtype.itemsize}"
-            )
-        return np.frombuffer(proto.tensor_content, dtype=dtype).reshape(shape)
-    elif proto.dtype == types_pb2.DT_HALF:
-        array = np.array(proto.half_val, dtype=np.uint16).view(np.float16)
-    else:
-        array = np.array(getattr(proto, _PROTO_FIELD[proto.dtype]), dtype=dtype)
-    if array.size == count:
-        return array.reshape(shape)
-    if array.size == 1 and count > 1:
-        return np.full(shape, array[0], dtype=dtype)
-    if array.size == 0 and count == 0:
-        return array.reshape(shape)
-    if array.size == 0:
-        return np.zeros(shape, dtype=dtype) if proto.dtype != types_pb2.DT_STRING else np.full(
-            shape, b"", dtype=object
-        )
-    raise invalid(f"Tensor has {array.size} values but shape {shape} needs {count}")
-
-
-def ndarray_to_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
-    """Fills the typed repeated field (TF Serving's default AsProtoField), so clients that read
-    `outputs[...].float_val` directly keep working."""
-    proto = tensor_pb2.TensorProto()
-    proto.tensor_shape.CopyFrom(
-        tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in array.shape]
-        )
-    )
-    kind = array.dtype.kind
-    if kind in "OSU":
-        proto.dtype = types_pb2.DT_STRING
-        proto.string_val.extend(
-            v.encode("utf-8", "surrogatepass") if isinstance(v, str) else bytes(v) for v in array.reshape(-1).tolist()
-        )
-        return proto
-    dtype = _FROM_NUMPY.get(array.dtype)
-    if dtype is None:
-        raise ServingError(Code.INTERNAL, f"Cannot encode output of dtype {array.dtype}")
-    proto.dtype = dtype
-    flat = array.reshape(-1)
-    if dtype == types_pb2.DT_HALF:
-        proto.half_val.extend(flat.view(np.uint16).tolist())
-    else:
-        getattr(proto, _PROTO_FIELD[dtype]).extend(flat.tolist())
-    return proto

@@ -12,8 +12,8 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving import layout
-from serving.model_store import ModelStore, State, single_model_config
-from serving.protocol import Code, ServingError
+from serving.server.model_store import ModelStore, State, single_model_config
+from serving.errors import Code, ServingError
 
 
 def _store(config, **kwargs) -> ModelStore:
@@ -200,7 +200,7 @@ def test_warmup_failure_fails_the_load(tmp_path: Path, half_plus_two_model: Path
 
 
 def test_truncating_casts_are_refused(slow_model: Path):
-    from serving.servable import load_servable
+    from serving.server.servable import load_servable
 
     servable = load_servable("slow", 1, slow_model)
     signature = servable.signature("")

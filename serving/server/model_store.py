@@ -23,8 +23,8 @@ from tensorflow_serving.config import file_system_storage_path_source_pb2 as fs_
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving import layout
-from serving.protocol import Code, ServingError, invalid
-from serving.servable import Servable, load_servable
+from serving.errors import Code, ServingError, invalid
+from serving.server.servable import Servable, load_servable
 
 logger = logging.getLogger(__name__)
 

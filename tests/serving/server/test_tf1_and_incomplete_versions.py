@@ -14,9 +14,9 @@ import requests
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from serving.model_store import ModelStore, single_model_config
-from serving.protocol import Code, ServingError
-from serving.servable import load_servable
+from serving.server.model_store import ModelStore, single_model_config
+from serving.errors import Code, ServingError
+from serving.server.servable import load_servable
 
 
 def build_v1_half_plus_two(export_dir: Path, with_variables: bool = True) -> Path:
@@ -109,7 +109,7 @@ def test_tf1_model_with_variables_half_copied_is_skipped_with_one_log_line(
     version_dir.mkdir(parents=True)
     shutil.copy(v1_model / "saved_model.pb", version_dir / "saved_model.pb")
     (version_dir / "variables").mkdir()
-    caplog.set_level(logging.INFO, logger="serving.model_store")
+    caplog.set_level(logging.INFO, logger="serving.server.model_store")
     store = ModelStore(single_model_config("half", str(base)), poll_wait_seconds=0)
     store.start()
     try:
@@ -152,7 +152,7 @@ def test_missing_saved_model_pb_is_logged_once_and_again_when_the_reason_changes
 ):
     base = tmp_path / "m"
     (base / "3").mkdir(parents=True)
-    caplog.set_level(logging.INFO, logger="serving.model_store")
+    caplog.set_level(logging.INFO, logger="serving.server.model_store")
     store = ModelStore(single_model_config("m", str(base)), poll_wait_seconds=0)
     store.start()
     try:

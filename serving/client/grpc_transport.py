@@ -1,0 +1,168 @@
+"""The client's gRPC transport: TF Serving's PredictionService and ModelService stubs on one channel."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from serving.client.types import (
+    ClientError,
+    ModelMetadata,
+    ModelRef,
+    SignatureSpec,
+    VersionStatus,
+    parse_metadata,
+    parse_status,
+)
+
+
+def dict_to_example(features: Mapping[str, Any]) -> Any:
+    """{feature: value(s)} -> tf.train.Example: ints to int64_list, floats to float_list, else bytes."""
+    from tensorflow.core.example import example_pb2
+
+    example = example_pb2.Example()
+    for key, value in features.items():
+        values = np.asarray(value).reshape(-1) if not isinstance(value, (bytes, str)) else [value]
+        feature = example.features.feature[str(key)]
+        kind = np.asarray(values).dtype.kind if len(values) else "f"
+        if kind in "iub":
+            feature.int64_list.value.extend(int(v) for v in values)
+        elif kind == "f":
+            feature.float_list.value.extend(float(v) for v in values)
+        else:
+            feature.bytes_list.value.extend(
+                v if isinstance(v, bytes) else str(v).encode() for v in values
+            )
+    return example
+
+
+class GrpcTransport:
+    """TF Serving's gRPC API (`HOST:8500`): the tensorflow-serving-api stubs on one channel."""
+
+    def __init__(self, host: str, port: int, max_message_bytes: int):
+        import grpc
+        from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+        self._grpc = grpc
+        self.target = f"{host if ':' not in host else '[' + host + ']'}:{port}"
+        self._channel = grpc.insecure_channel(
+            self.target,
+            options=[
+                ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.max_receive_message_length", max_message_bytes),
+            ],
+        )
+        self.prediction = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self.model = model_service_pb2_grpc.ModelServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def call(self, method: Any, request: Any, *, timeout: float, name: str) -> Any:
+        try:
+            return method(request, timeout=timeout)
+        except self._grpc.RpcError as err:
+            code = err.code() if hasattr(err, "code") else None
+            code_name = code.name if code is not None else "UNKNOWN"
+            details = err.details() if hasattr(err, "details") else str(err)
+            if code_name == "DEADLINE_EXCEEDED":
+                message = (
+                    f"deadline of {timeout:g} s exceeded: {name} on {self.target} got no answer in time"
+                )
+            elif code_name == "UNAVAILABLE":
+                message = (
+                    f"cannot reach the gRPC endpoint {self.target} ({details}): is the server running "
+                    "and is this its gRPC port (--port)?"
+                )
+            else:
+                message = f"{name} on {self.target} failed with {code_name}: {details}"
+            raise ClientError(message, code=code_name) from err
+
+    @staticmethod
+    def _fill_spec(spec: Any, ref: ModelRef, signature: str | None) -> None:
+        spec.name = ref.model
+        if ref.version is not None:
+            spec.version.value = ref.version
+        elif ref.label is not None:
+            spec.version_label = ref.label
+        if signature:
+            spec.signature_name = signature
+
+    def status(self, ref: ModelRef, *, timeout: float) -> list[VersionStatus]:
+        from google.protobuf import json_format
+        from tensorflow_serving.apis import get_model_status_pb2
+
+        request = get_model_status_pb2.GetModelStatusRequest()
+        self._fill_spec(request.model_spec, ref, None)
+        response = self.call(self.model.GetModelStatus, request, timeout=timeout, name="GetModelStatus")
+        return parse_status(json_format.MessageToDict(response, preserving_proto_field_name=True))
+
+    def metadata(self, ref: ModelRef, *, timeout: float) -> ModelMetadata:
+        from google.protobuf import json_format
+        from tensorflow_serving.apis import get_model_metadata_pb2
+
+        request = get_model_metadata_pb2.GetModelMetadataRequest()
+        self._fill_spec(request.model_spec, ref, None)
+        request.metadata_field.append("signature_def")
+        response = self.call(
+            self.prediction.GetModelMetadata, request, timeout=timeout, name="GetModelMetadata"
+        )
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        if "signature_def" in response.metadata:
+            response.metadata["signature_def"].Unpack(signature_map)
+        as_dict = functools.partial(json_format.MessageToDict, preserving_proto_field_name=True)
+        return parse_metadata(
+            {
+                "model_spec": as_dict(response.model_spec),
+                "metadata": {"signature_def": as_dict(signature_map)},
+            }
+        )
+
+    def predict(
+        self, ref: ModelRef, signature: SignatureSpec, inputs: Mapping[str, np.ndarray], *, timeout: float
+    ) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2
+
+        request = predict_pb2.PredictRequest()
+        self._fill_spec(request.model_spec, ref, signature.name)
+        for name, value in inputs.items():
+            request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+        response = self.call(self.prediction.Predict, request, timeout=timeout, name="Predict")
+        return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+
+    def _infer(
+        self, api: str, ref: ModelRef, signature_name: str, examples: Sequence[Any],
+        context: Mapping[str, Any] | None, timeout: float,
+    ) -> Any:
+        from tensorflow_serving.apis import classification_pb2, regression_pb2
+
+        module = classification_pb2 if api == "classify" else regression_pb2
+        request = module.ClassificationRequest() if api == "classify" else module.RegressionRequest()
+        self._fill_spec(request.model_spec, ref, signature_name)
+        protos = [e if not isinstance(e, Mapping) else dict_to_example(e) for e in examples]
+        if context:
+            target = request.input.example_list_with_context
+            target.context.CopyFrom(dict_to_example(context))
+        else:
+            target = request.input.example_list
+        for proto in protos:
+            target.examples.add().CopyFrom(proto)
+        method = self.prediction.Classify if api == "classify" else self.prediction.Regress
+        return self.call(method, request, timeout=timeout, name=api.capitalize())
+
+    def classify(
+        self, ref: ModelRef, signature_name: str, examples: Sequence[Any],
+        context: Mapping[str, Any] | None, *, timeout: float,
+    ) -> list[list[tuple[str, float]]]:
+        response = self._infer("classify", ref, signature_name, examples, context, timeout)
+        return [[(c.label, float(c.score)) for c in r.classes] for r in response.result.classifications]
+
+    def regress(
+        self, ref: ModelRef, signature_name: str, examples: Sequence[Any],
+        context: Mapping[str, Any] | None, *, timeout: float,
+    ) -> list[float]:
+        response = self._infer("regress", ref, signature_name, examples, context, timeout)
+        return [float(r.value) for r in response.result.regressions]

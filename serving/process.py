@@ -1,0 +1,307 @@
+"""Start, wait for and stop a model-server process: the one way tests, the benchmark, the tools and the supervisor launch one.
+
+`spawn` starts any server command in a session of its own (so a stop reaches its children),
+`stop_processes` stops one or many (SIGTERM, then SIGKILL after a timeout), and
+`wait_for_ready_files` waits for the embedded server's `--ready_file`, the readiness signal
+written together with the one `SERVING grpc=HOST:PORT rest=HOST:PORT` line on stdout
+(`announce_ready`, which the server and its supervisor call). `ModelServerProcess` puts them
+together for the release tools: the real `tensorflow_model_server` when it is on PATH, else
+`python -m serving.server`, on free loopback ports with its output in a log file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO, Any, Callable, Sequence
+
+from serving.errors import LoadTimeout, ServerStartError, shorten
+
+logger = logging.getLogger(__name__)
+
+# Names of the ways to run a local model server.
+SERVER_AUTO = "auto"
+SERVER_BINARY = "tensorflow_model_server"
+SERVER_EMBEDDED = "embedded"
+SERVER_CHOICES = (SERVER_AUTO, SERVER_BINARY, SERVER_EMBEDDED)
+
+_MAX_REASON_CHARS = 600
+_LOG_TAIL_LINES = 30
+
+
+def free_port() -> int:
+    """An unused loopback TCP port (the OS picks; a tiny race with other binders is accepted)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def embedded_command() -> list[str]:
+    """The argv prefix of the embedded server, run with this interpreter."""
+    return [sys.executable, "-m", "serving.server"]
+
+
+def server_command(server: str = SERVER_AUTO) -> tuple[list[str], str]:
+    """(argv prefix, description) of the model server to run.
+
+    `auto` prefers the real `tensorflow_model_server` on PATH and falls back to the embedded
+    server run with this interpreter.
+    """
+    if server not in SERVER_CHOICES:
+        raise ValueError(f"server {server!r} is not one of {', '.join(SERVER_CHOICES)}")
+    if server in (SERVER_AUTO, SERVER_BINARY):
+        binary = shutil.which("tensorflow_model_server")
+        if binary:
+            return [binary], f"tensorflow_model_server ({binary})"
+        if server == SERVER_BINARY:
+            raise ServerStartError(
+                "tensorflow_model_server is not on PATH; install TF Serving or use server='embedded'"
+            )
+    return embedded_command(), "embedded server (python -m serving.server)"
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the parent dies (Linux prctl)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    stdout: IO[Any] | int | None,
+    stderr: IO[Any] | int | None = subprocess.STDOUT,
+    die_with_parent: bool = False,
+    cwd: str | os.PathLike[str] | None = None,
+) -> subprocess.Popen:
+    """Starts a server process in a session of its own (a Ctrl-C to the caller's process group
+    does not reach it; `stop_processes` signals its whole group), with the project's Keras
+    (tf_keras) and unbuffered output set in its environment."""
+    env = dict(os.environ)
+    env.setdefault("TF_USE_LEGACY_KERAS", "1")
+    env["PYTHONUNBUFFERED"] = "1"
+    return subprocess.Popen(
+        list(argv),
+        stdout=stdout,
+        stderr=stderr,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        cwd=cwd,
+        preexec_fn=_die_with_parent if die_with_parent else None,
+        start_new_session=True,
+    )
+
+
+def stop_processes(processes: Sequence[subprocess.Popen], timeout: float = 10.0, *, name: str = "server process") -> None:
+    """SIGTERM to each running process's group, then waits (one deadline for all); SIGKILL
+    for any still running after `timeout` seconds."""
+    for process in processes:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            logger.error("%s %d did not stop within %g s; killing it", name, process.pid, timeout)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def ready_line(host: str, grpc_port: int, rest_port: int | None) -> str:
+    """The line a ready server prints on stdout: `SERVING grpc=HOST:PORT rest=HOST:PORT|disabled`."""
+    rest_text = f"{host}:{rest_port}" if rest_port else "disabled"
+    return f"SERVING grpc={host}:{grpc_port} rest={rest_text}"
+
+
+def write_ready_file(path: str | os.PathLike[str], payload: dict) -> None:
+    """Writes the ready file atomically (a reader never sees half of it)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".ready-")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(payload, handle)
+    os.replace(tmp, target)
+
+
+def announce_ready(
+    host: str, grpc_port: int, rest_port: int | None, ready_file: str | None, **extra: Any
+) -> None:
+    """A server is ready: `--ready_file` gets the ports and pid (plus `extra`), stdout the line."""
+    if ready_file:
+        write_ready_file(ready_file, {"grpc_port": grpc_port, "rest_port": rest_port, "pid": os.getpid(), **extra})
+    print(ready_line(host, grpc_port, rest_port), flush=True)
+
+
+def wait_for_ready_files(
+    processes: Sequence[subprocess.Popen],
+    ready_files: Sequence[str | os.PathLike[str]],
+    deadline: float,
+    *,
+    interrupted: Callable[[], bool] = lambda: False,
+) -> list[dict] | None:
+    """Waits until each process wrote its ready file; returns their contents, or None once
+    `interrupted()` is true. Raises ServerStartError naming a process that exited first, and
+    LoadTimeout at `deadline` (a time.monotonic() value)."""
+    paths = [Path(p) for p in ready_files]
+    while not all(path.exists() for path in paths):
+        failed = [p for p in processes if p.poll() is not None]
+        if failed:
+            raise ServerStartError(
+                f"server process {failed[0].pid} exited with {failed[0].returncode} before it was ready"
+            )
+        if interrupted():
+            return None
+        if time.monotonic() > deadline:
+            raise LoadTimeout("server processes not ready before the deadline")
+        time.sleep(0.1)
+    return [json.loads(path.read_text()) for path in paths]
+
+
+class ModelServerProcess:
+    """A TF Serving-compatible server process on free loopback ports, its output in a log file.
+
+    Give either `model_name` + `model_base_path` or `model_config_file`. Use as a context manager
+    or call start() / stop(); stop() is safe to call more than once and after a failed start().
+    """
+
+    def __init__(
+        self,
+        *,
+        model_name: str | None = None,
+        model_base_path: str | os.PathLike[str] | None = None,
+        model_config_file: str | os.PathLike[str] | None = None,
+        server: str = SERVER_AUTO,
+        grpc_port: int | None = None,
+        rest_port: int | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        if model_config_file is None and not (model_name and model_base_path):
+            raise ValueError("give model_name and model_base_path, or model_config_file")
+        self._command, self.description = server_command(server)
+        self.grpc_port = grpc_port or free_port()
+        self.rest_port = rest_port or free_port()
+        while self.rest_port == self.grpc_port:
+            self.rest_port = free_port()
+        self._args = [f"--port={self.grpc_port}", f"--rest_api_port={self.rest_port}"]
+        if model_config_file is not None:
+            self._args.append(f"--model_config_file={model_config_file}")
+        else:
+            self._args += [f"--model_name={model_name}", f"--model_base_path={model_base_path}"]
+        self._args += list(extra_args)
+        self._process: subprocess.Popen | None = None
+        self._log_dir: str | None = None
+        self._log_handle = None
+        self._final_logs: str | None = None
+        self.started_at: float | None = None
+
+    def __repr__(self) -> str:
+        return f"ModelServerProcess({self.description}, grpc={self.grpc_endpoint})"
+
+    @property
+    def grpc_endpoint(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def rest_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
+    def argv(self) -> list[str]:
+        return [*self._command, *self._args]
+
+    def start(self) -> None:
+        if self._process is not None:
+            raise RuntimeError(f"{self!r} was already started; create a new one to restart")
+        self._log_dir = tempfile.mkdtemp(prefix="model-server-log-")
+        self._log_handle = open(os.path.join(self._log_dir, "server.log"), "wb")
+        logger.info("starting %s: %s", self.description, " ".join(self.argv))
+        self.started_at = time.monotonic()
+        try:
+            self._process = spawn(self.argv, stdout=self._log_handle)
+        except OSError as error:
+            raise ServerStartError(f"could not run {self.argv[0]}: {error}") from error
+
+    def exit_code(self) -> int | None:
+        """None while running (or never started), else the exit code."""
+        return None if self._process is None else self._process.poll()
+
+    def is_alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def wait_until_serving(self, deadline: float) -> float:
+        """Waits (until `deadline`, a time.time() value) for the gRPC port; returns seconds waited."""
+        if self._process is None:
+            raise RuntimeError("start() the server first")
+        begin = time.monotonic()
+        while time.time() < deadline:
+            code = self._process.poll()
+            if code is not None:
+                raise ServerStartError(
+                    f"{self.description} exited with code {code} before serving: {self.failure_lines()}"
+                )
+            with contextlib.suppress(OSError):
+                with socket.create_connection(("127.0.0.1", self.grpc_port), timeout=0.5):
+                    return time.monotonic() - begin
+            time.sleep(0.2)
+        raise LoadTimeout(
+            f"{self.description} did not open port {self.grpc_port} within the deadline; "
+            f"last log lines: {shorten(self.log_tail(8))}"
+        )
+
+    def logs(self) -> str:
+        if self._final_logs is not None:
+            return self._final_logs
+        if self._log_dir is None:
+            return ""
+        with contextlib.suppress(OSError):
+            return Path(self._log_dir, "server.log").read_text(errors="replace")
+        return ""
+
+    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+        return "\n".join(self.logs().splitlines()[-lines:])
+
+    def failure_lines(self, limit: int = _MAX_REASON_CHARS) -> str:
+        """The log's error lines (else its last lines), on one line: why the server gave up."""
+        lines = self.logs().splitlines()
+        errors = [line for line in lines if any(w in line.lower() for w in ("error", "failed", "fatal"))]
+        return shorten(" | ".join((errors or lines)[-4:]) or "no log output", limit)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._process is not None:
+            stop_processes([self._process], timeout, name=self.description)
+        if self._log_handle is not None:
+            self._log_handle.close()
+            self._log_handle = None
+            self._final_logs = self.logs() if self._final_logs is None else self._final_logs
+            # Read once more now that the file is complete.
+            if self._log_dir:
+                with contextlib.suppress(OSError):
+                    self._final_logs = Path(self._log_dir, "server.log").read_text(errors="replace")
+                shutil.rmtree(self._log_dir, ignore_errors=True)
+
+    def __enter__(self) -> "ModelServerProcess":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------------------------

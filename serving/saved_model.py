@@ -1,0 +1,126 @@
+"""What a SavedModel on disk says: its signatures (one tag rule), TF dtypes as numpy, the constants.
+
+Read from `saved_model.pb` without loading the model or importing TensorFlow at import time, so
+the server, the client and the release tools share one reading: the MetaGraph whose tag set
+equals the requested tags (TF Serving's and `tf.saved_model.load`'s rule), and one error type,
+`ServingError` with TF Serving's code and message.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from serving.errors import Code, ServingError, UnservableModel
+
+SERVING_TAG = "serve"
+DEFAULT_SIGNATURE = "serving_default"
+INIT_OP_SIGNATURE = "__saved_model_init_op"
+PREDICT_METHOD = "tensorflow/serving/predict"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+
+# tensorflow/core/framework/types.proto: the DataTypes a request can carry, as
+# (enum value, enum name, numpy dtype fed to the signature). Numbers, so no TF import is needed.
+DT_STRING = 7
+_DTYPES: tuple[tuple[int, str, np.dtype], ...] = (
+    (1, "DT_FLOAT", np.dtype(np.float32)),
+    (2, "DT_DOUBLE", np.dtype(np.float64)),
+    (19, "DT_HALF", np.dtype(np.float16)),
+    (6, "DT_INT8", np.dtype(np.int8)),
+    (5, "DT_INT16", np.dtype(np.int16)),
+    (3, "DT_INT32", np.dtype(np.int32)),
+    (9, "DT_INT64", np.dtype(np.int64)),
+    (4, "DT_UINT8", np.dtype(np.uint8)),
+    (17, "DT_UINT16", np.dtype(np.uint16)),
+    (22, "DT_UINT32", np.dtype(np.uint32)),
+    (23, "DT_UINT64", np.dtype(np.uint64)),
+    (10, "DT_BOOL", np.dtype(np.bool_)),
+    (DT_STRING, "DT_STRING", np.dtype(object)),
+)
+_NUMPY_DTYPES = {number: dtype for number, _, dtype in _DTYPES}
+_ENUM_NAMES = {number: name for number, name, _ in _DTYPES}
+# numpy -> DataType for outputs; object arrays are DT_STRING and handled by the caller.
+FROM_NUMPY = {dtype: number for number, _, dtype in _DTYPES if dtype.kind != "O"}
+# "DT_FLOAT" -> float32, as metadata JSON names dtypes.
+NUMPY_BY_ENUM_NAME = {name: dtype for _, name, dtype in _DTYPES}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What request conversion needs to know about one signature input: its TF DataType."""
+
+    dtype: int
+
+
+def dtype_name(dtype: int) -> str:
+    """TF's DataTypeString: `float` for DT_FLOAT, `string` for DT_STRING, ..."""
+    name = _ENUM_NAMES.get(dtype)
+    if name is None:
+        from tensorflow.core.framework import types_pb2
+
+        name = {v: k for k, v in types_pb2.DataType.items()}.get(dtype, f"DT_{dtype}")
+    return name[3:].lower() if name.startswith("DT_") else name
+
+
+def numpy_dtype(dtype: int) -> np.dtype:
+    """The numpy dtype used to feed a signature input of TF DataType `dtype`."""
+    try:
+        return _NUMPY_DTYPES[dtype]
+    except KeyError:
+        raise ServingError(
+            Code.UNIMPLEMENTED, f"Conversion of JSON or tensor values to type: {dtype_name(dtype)}"
+        ) from None
+
+
+def numpy_dtype_name(dtype: np.dtype) -> str:
+    """TF's name for the numpy dtype of an array (`double` for float64), for error messages."""
+    number = FROM_NUMPY.get(dtype, DT_STRING if dtype.kind == "O" else None)
+    return dtype_name(number) if number is not None else str(dtype)
+
+
+def read_signature_defs(
+    export_dir: str | os.PathLike[str], tags: Sequence[str] = (SERVING_TAG,), *, internal: bool = False
+) -> dict[str, Any]:
+    """SignatureDefs (by name, sorted) of the MetaGraph whose tag set is exactly `tags`.
+
+    `__saved_model_init_op` and any other `__*` key (internal ops, not signatures a client can
+    call) only with `internal=True`, as TF Serving's metadata lists them. Raises UnservableModel
+    (a ServingError): NOT_FOUND when there is no saved_model.pb or no MetaGraph with those tags,
+    DATA_LOSS when the file does not parse.
+    """
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = Path(export_dir) / "saved_model.pb"
+    if not path.is_file():
+        raise UnservableModel(f"{Path(export_dir)} is not a SavedModel: expected {path.name} in it", Code.NOT_FOUND)
+    saved_model = saved_model_pb2.SavedModel()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            saved_model.ParseFromString(path.read_bytes())
+        except (DecodeError, RuntimeError) as error:
+            caught.append(error)
+    if caught or not saved_model.meta_graphs:
+        raise UnservableModel(
+            f"{path} is not a valid SavedModel protobuf"
+            + (f" ({caught[0].message if hasattr(caught[0], 'message') else caught[0]})" if caught else ""),
+            Code.DATA_LOSS,
+        )
+    for meta_graph in saved_model.meta_graphs:
+        if set(meta_graph.meta_info_def.tags) == set(tags):
+            defs = meta_graph.signature_def
+            return {name: defs[name] for name in sorted(defs) if internal or not name.startswith("__")}
+    found = [sorted(m.meta_info_def.tags) for m in saved_model.meta_graphs]
+    raise UnservableModel(
+        f"Could not find meta graph def matching supplied tags: {{ {' '.join(tags)} }}. To inspect "
+        f"available tag-sets in the SavedModel, please use the SavedModel CLI: `saved_model_cli`; "
+        f"found {found}",
+        Code.NOT_FOUND,
+    )

@@ -1,0 +1,128 @@
+"""The flags of `python -m serving.server`: tensorflow_model_server's names, meanings and defaults.
+
+Flags accept `--flag=value` and `--flag value`; booleans also as bare `--flag`. Real TF Serving
+flags with no meaning here are accepted and logged as no-ops; unknown flags are an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+# Real tensorflow_model_server flags (model_servers/main.cc) with no effect here.
+NO_OP_FLAGS = (
+    "grpc_socket_path",
+    "rest_api_num_threads",
+    "enable_per_model_batching_parameters",
+    "max_num_load_retries",
+    "load_retry_interval_micros",
+    "flush_filesystem_caches",
+    "tensorflow_session_parallelism",
+    "use_alts_credentials",
+    "platform_config_file",
+    "per_process_gpu_memory_fraction",
+    "remove_unused_fields_from_bundle_metagraph",
+    "prefer_tflite_model",
+    "num_tflite_pools",
+    "num_tflite_interpreters_per_pool",
+    "enable_signature_method_name_check",
+    "xla_cpu_compilation_enabled",
+    "enable_profiler",
+    "thread_pool_factory_config_file",
+    "mixed_precision",
+    "skip_initialize_tpu",
+    "enable_grpc_healthcheck_service",
+    "grpc_max_threads",
+    "enable_session_metadata",
+    "tensorflow_session_config_file",
+    "use_tflite_model",
+    "saved_model_tags_for_warmup",
+)
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "t", "yes", "y"):
+        return True
+    if lowered in ("0", "false", "f", "no", "n"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.server",
+        description="TF Serving compatible model server (REST + gRPC).",
+        allow_abbrev=False,
+    )
+    add = parser.add_argument
+
+    def flag(name: str, default: bool, help_text: str) -> None:
+        add(f"--{name}", type=_bool, nargs="?", const=True, default=default, help=help_text)
+
+    add("--port", type=int, default=8500, help="gRPC port (0: any free port)")
+    add("--rest_api_port", type=int, default=0, help="REST port; 0 disables REST (TF Serving default)")
+    add("--host", default="127.0.0.1", help="address to bind both ports to (TF Serving: all)")
+    add("--rest_api_timeout_in_ms", type=int, default=30000, help="REST request timeout -> 504")
+    add("--model_name", default="default", help="model name with --model_base_path")
+    add("--model_base_path", default="", help="directory holding integer version subdirectories")
+    add("--model_config_file", default="", help="text ModelServerConfig; overrides name/base path")
+    add("--model_config_file_poll_wait_seconds", type=int, default=0, help="re-read the config file")
+    add("--file_system_poll_wait_seconds", type=int, default=1, help="base path poll interval")
+    flag("enable_batching", False, "merge concurrent requests into batches")
+    add("--batching_parameters_file", default="", help="text BatchingParameters")
+    add("--monitoring_config_file", default="", help="text MonitoringConfig (Prometheus)")
+    add("--ssl_config_file", default="", help="text SSLConfig (gRPC TLS)")
+    flag("enable_model_warmup", True, "replay assets.extra/tf_serving_warmup_requests")
+    add("--num_request_iterations_for_warmup", type=int, default=1)
+    flag("allow_version_labels", True, "allow version_labels in the model config")
+    flag("allow_version_labels_for_unavailable_models", False, "labels may point at new versions")
+    add("--tensorflow_intra_op_parallelism", type=int, default=0, help="TF intra-op threads (0: TF's choice)")
+    add("--tensorflow_inter_op_parallelism", type=int, default=0, help="TF inter-op threads (0: TF's choice)")
+    add("--saved_model_tags", default="serve", help="comma separated MetaGraph tags")
+    add("--grpc_channel_arguments", default="", help="comma separated key=value gRPC options")
+    flag("rest_api_enable_cors_support", False, "CORS headers on REST responses")
+    flag("version", False, "print the version and exit")
+    add("--grpc_max_message_bytes", type=int, default=2**31 - 1, help="largest gRPC message")
+    add("--rest_api_max_body_bytes", type=int, default=256 * 1024 * 1024, help="largest REST body")
+    add(
+        "--rest_api_workers",
+        type=int,
+        default=max(4, 2 * (os.cpu_count() or 1)),
+        help="threads running REST signature calls (JSON work stays on the event loop)",
+    )
+    add("--grpc_workers", type=int, default=32, help="threads for the gRPC calls that leave the event loop")
+    flag("pick_unused_ports", False, "bind both ports to free ports chosen by the OS")
+    add(
+        "--num_server_processes",
+        type=int,
+        default=1,
+        help="serve from N processes sharing both ports (SO_REUSEPORT), each a complete server; "
+        "the first one supervises (not a TF Serving flag)",
+    )
+    add("--server_process_index", type=int, default=-1, help=argparse.SUPPRESS)
+    add("--ready_file", default="", help="write the bound ports here as JSON when ready")
+    add("--log_level", default="INFO", help="Python logging level")
+    for name in NO_OP_FLAGS:
+        add(f"--{name}", nargs="?", const="true", default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def check_ports(args: argparse.Namespace) -> str | None:
+    """Why the port flags cannot work together, or None (the server and the supervisor ask)."""
+    if not args.pick_unused_ports and args.rest_api_port and args.rest_api_port == args.port:
+        return f"--port and --rest_api_port must differ, both are {args.port}"
+    return None
+
+
+def rest_enabled(args: argparse.Namespace) -> bool:
+    """REST is on with a REST port, or when the OS picks the ports (--pick_unused_ports)."""
+    return args.pick_unused_ports or args.rest_api_port > 0
+
+
+def channel_arguments(text: str) -> tuple[tuple[str, object], ...]:
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, _, value = item.partition("=")
+        pairs.append((key, int(value) if value.lstrip("-").isdigit() else value))
+    return tuple(pairs)

@@ -1,0 +1,79 @@
+"""`python -m serving.server`: an embedded, wire-compatible stand-in for tensorflow_model_server.
+
+Started like the binary:
+
+    python -m serving.server --port=8500 --rest_api_port=8501 \\
+        --model_name=NAME --model_base_path=/abs/path/NAME
+
+Flags keep the binary's names, meanings and defaults (`--flag=value` and `--flag value` both
+work; booleans also as bare `--flag`). Real TF Serving flags this server has no use for are
+accepted and logged as no-ops. Deliberate differences, all opt-in or safer:
+
+- it binds 127.0.0.1 unless `--host=0.0.0.0` (the binary binds every interface);
+- `--pick_unused_ports` lets the OS choose both ports (`--port=0` alone does so for gRPC;
+  `--rest_api_port=0` keeps its TF Serving meaning: REST disabled);
+- `--rest_api_max_body_bytes` caps REST bodies (413), `--grpc_max_message_bytes` caps gRPC
+  messages (RESOURCE_EXHAUSTED); the binary allows 2 GiB on gRPC and has no REST cap;
+- only complete SavedModels (saved_model.pb + the checkpoint its graph needs) are loaded;
+- `--num_server_processes=N` (default 1) serves from N processes sharing both ports
+  (serving/server/supervisor.py).
+
+Readiness: once every model's initial versions are loaded and both ports listen, one line
+`SERVING grpc=HOST:PORT rest=HOST:PORT` (rest=disabled when off) is printed to stdout, and
+`--ready_file` (if given) receives `{"grpc_port": N, "rest_port": M, "pid": P}`.
+SIGTERM/SIGINT shut down cleanly (exit status 0).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from typing import Sequence
+
+from serving.server.flags import build_parser
+
+logger = logging.getLogger("serving.server")
+
+
+def run(args) -> int:
+    """Serves until SIGTERM/SIGINT; the exit status (0 after a clean stop)."""
+    from serving.server.model_server import ModelServer, StartError
+
+    server = ModelServer(args)
+    try:
+        server.start()
+    except StartError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    server.announce_ready()
+    stop.wait()
+    logger.info("shutting down")
+    server.stop()
+    logger.info("stopped")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.version:
+        print("TensorFlow ModelServer: embedded (serving.server, TF Serving 2.16 API)")
+        return 0
+    if args.num_server_processes < 1:
+        print(f"error: --num_server_processes must be >= 1, got {args.num_server_processes}", file=sys.stderr)
+        return 2
+    if args.num_server_processes > 1:
+        from serving.server.supervisor import supervise
+
+        return supervise(args, list(sys.argv[1:] if argv is None else argv))
+    return run(args)
+
