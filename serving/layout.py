@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -86,7 +87,9 @@ def _graph_expects_checkpoint(graph_file: Path) -> bool | None:
         if graph_file.suffix == ".pbtxt":
             text_format.Parse(graph_file.read_text(), saved_model)
         else:
-            saved_model.ParseFromString(graph_file.read_bytes())
+            with warnings.catch_warnings():  # garbage may parse partly, with a RuntimeWarning
+                warnings.simplefilter("ignore", RuntimeWarning)
+                saved_model.ParseFromString(graph_file.read_bytes())
     except (message.DecodeError, text_format.ParseError, UnicodeDecodeError, OSError):
         return None
     for meta_graph in saved_model.meta_graphs:
