@@ -35,4 +35,7 @@ RUN chmod 0755 /usr/bin/tf_serving_entrypoint.sh \
  && mkdir -p /models
 
 EXPOSE 8500 8501
+# The process answers on REST (the entrypoint's --rest_api_port=8501); readiness is /readyz.
+HEALTHCHECK --interval=20s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/healthz', timeout=4)"]
 ENTRYPOINT ["/usr/bin/tf_serving_entrypoint.sh"]
