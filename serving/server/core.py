@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000
 
+Inputs = Mapping[str, np.ndarray]
+Outputs = dict[str, np.ndarray]
+Names = tuple[str, ...]
 # `await run_blocking(fn, *args)` runs fn off the event loop; `await run_blocking(future)` waits
 # for an asyncio future already running (the batcher's). Both under the transport's deadline.
 RunBlocking = Callable[..., Awaitable[Any]]
@@ -84,25 +87,14 @@ def make_run_blocking(executor: Executor, timeout_seconds: float | None) -> RunB
 
 
 class Batcher(Protocol):
-    """What the core needs from a batcher (`serving.server.batching.DynamicBatcher`)."""
+    """What the core needs from a batcher (`serving.server.batching.DynamicBatcher`): a blocking
+    call merged with concurrent ones, and a queued one for the event loop (None: not batchable)."""
 
-    def __call__(
-        self,
-        servable: Servable,
-        signature: Signature,
-        inputs: Mapping[str, np.ndarray],
-        output_filter: tuple[str, ...] = (),
-    ) -> dict[str, np.ndarray]:
-        """Runs the call, merged with concurrent ones; blocks until its outputs are ready."""
+    def __call__(self, servable: Servable, signature: Signature, inputs: Inputs, output_filter: Names = ()) -> Outputs: ...
 
     def submit_async(
-        self,
-        servable: Servable,
-        signature: Signature,
-        inputs: Mapping[str, np.ndarray],
-        output_filter: tuple[str, ...] = (),
-    ) -> "asyncio.Future[dict[str, np.ndarray]] | None":
-        """Queues the call from the event loop; None when it cannot be batched."""
+        self, servable: Servable, signature: Signature, inputs: Inputs, output_filter: Names = ()
+    ) -> "asyncio.Future[Outputs] | None": ...
 
 
 def _spec_version(spec: model_pb2.ModelSpec) -> tuple[int | None, str | None]:

@@ -34,7 +34,10 @@ Warmup = Callable[[Servable], None]
 
 
 @dataclass(frozen=True)
-class VersionStatus:
+class VersionState:
+    """The server's record of one version: what GetModelStatus reports for it (a client reads
+    it as `serving.client.VersionStatus`)."""
+
     state: int
     error_code: Code = Code.OK
     error_message: str = ""
@@ -45,7 +48,7 @@ class _Model:
 
     def __init__(self, config: model_server_config_pb2.ModelConfig) -> None:
         self.config = config
-        self.status: dict[int, VersionStatus] = {}
+        self.status: dict[int, VersionState] = {}
         self.servables: dict[int, Servable] = {}
         self.failed: set[int] = set()
         self.labels: dict[str, int] = {}
@@ -226,7 +229,7 @@ class ModelStore:
                     if name not in wanted:
                         model = self._models.pop(name)
                         for version in model.servables:
-                            model.status[version] = VersionStatus(State.END)
+                            model.status[version] = VersionState(State.END)
                         logger.info("model %s removed from the config; unloaded", name)
                 for name, model_config in wanted.items():
                     model = self._models.get(name)
@@ -297,9 +300,9 @@ class ModelStore:
             stale = [v for v in model.servables if v not in aspired]
             if stale and aspired_available:
                 for version in stale:
-                    model.status[version] = VersionStatus(State.UNLOADING)
+                    model.status[version] = VersionState(State.UNLOADING)
                     del model.servables[version]
-                    model.status[version] = VersionStatus(State.END)
+                    model.status[version] = VersionState(State.END)
                     logger.info("unloaded %s version %d", name, version)
                 self._publish()
                 for version in stale:
@@ -307,8 +310,8 @@ class ModelStore:
 
     def _load(self, name: str, model: _Model, version: int, path: str) -> None:
         with self._lock:
-            model.status[version] = VersionStatus(State.START)
-            model.status[version] = VersionStatus(State.LOADING)
+            model.status[version] = VersionState(State.START)
+            model.status[version] = VersionState(State.LOADING)
         logger.info("loading %s version %d from %s", name, version, path)
         try:
             servable = self._loader(name, version, path)
@@ -319,14 +322,14 @@ class ModelStore:
             logger.error("failed to load %s version %d from %s: %s", name, version, path, message)
             with self._lock:
                 model.failed.add(version)
-                model.status[version] = VersionStatus(State.END, code, message)
+                model.status[version] = VersionState(State.END, code, message)
             self._notify(name, version, "failed")
             return
         with self._lock:
             if self._models.get(name) is not model:
                 return
             model.servables[version] = servable
-            model.status[version] = VersionStatus(State.AVAILABLE)
+            model.status[version] = VersionState(State.AVAILABLE)
             self._publish()
         self._notify(name, version, "loaded")
 
@@ -373,7 +376,7 @@ class ModelStore:
 
     def version_status(
         self, name: str, version: int | None = None, label: str | None = None
-    ) -> list[tuple[int, VersionStatus]]:
+    ) -> list[tuple[int, VersionState]]:
         """GetModelStatus: states of all versions (newest first) or of one."""
         if label:
             version = self.resolve_label(name, label)

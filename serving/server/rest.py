@@ -10,13 +10,14 @@ aiohttp part only reads the body (size limit, gzip) and applies the deadline.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from urllib.parse import unquote
 
 import orjson
@@ -112,37 +113,39 @@ def parse_route(method: str, path: str) -> Route:
     return Route(api, unquote(match.group(1)), _version(match.group(2)), label)
 
 
+@dataclass
+class _Exchange:
+    """What one request came to: its route once parsed, its status code and answer."""
+
+    route: Route | None = None
+    code: Code = Code.OK
+    response: RestResponse | None = None
+
+
 class RestApi:
     """The REST API on top of a ServingCore, independent of any HTTP library.
 
     `handle` answers any request on the calling thread; `handle_async` answers on the event
-    loop (see the module docstring). Both parse the URL with `parse_route`, answer errors with
-    `_error_response` and record metrics with `_record`."""
+    loop (see the module docstring). Both parse the URL with `parse_route` and go through
+    `_exchange`, the one place that answers errors and records metrics."""
 
     def __init__(self, core: ServingCore, observe: Observer | None = None) -> None:
         self.core = core
         self._observe = observe
 
     def handle(self, method: str, path: str, body: bytes) -> RestResponse:
-        started = time.perf_counter()
-        route = None
-        code = Code.OK
-        try:
-            route = parse_route(method, path)
+        with self._exchange(method, path) as exchange:
+            route = exchange.route = parse_route(method, path)
             if route.api == "metadata":
-                return RestResponse(200, self._metadata(route))
-            if route.api == "status":
-                return RestResponse(200, self._status(route))
-            doc = rest_json.parse_json_body(body)
-            if route.api == "predict":
-                call, fmt = self._predict_call(route, doc)
-                return RestResponse(200, rest_json.predict_response_json(self.core.predict(call), fmt))
-            return RestResponse(200, self._classify_regress(route, doc))
-        except Exception as error:  # noqa: BLE001 - never let a request take the server down
-            code, response = _error_response(method, path, error)
-            return response
-        finally:
-            self._record(route, code, started)
+                exchange.response = RestResponse(200, self._metadata(route))
+            elif route.api == "status":
+                exchange.response = RestResponse(200, self._status(route))
+            elif route.api == "predict":
+                call, fmt = self._predict_call(route, rest_json.parse_json_body(body))
+                exchange.response = RestResponse(200, rest_json.predict_response_json(self.core.predict(call), fmt))
+            else:
+                exchange.response = RestResponse(200, self._classify_regress(route, rest_json.parse_json_body(body)))
+        return exchange.response
 
     async def handle_async(self, method: str, path: str, body: bytes, run_blocking: "RunBlocking") -> RestResponse:
         """`handle` for an event loop. JSON work is GIL-bound wherever it runs, so a small
@@ -157,23 +160,26 @@ class RestApi:
                 return await run_blocking(self.handle, method, path, body)
             except ServingError as error:  # the deadline passed
                 return _error_response(method, path, error)[1]
-        started = time.perf_counter()
-        route = None
-        code = Code.OK
-        try:
-            route = parse_route(method, path)
+        with self._exchange(method, path) as exchange:
+            route = exchange.route = parse_route(method, path)
             call, fmt = self._predict_call(route, rest_json.parse_json_body(body))
             outputs = await self.core.predict_async(call, run_blocking)
-            return RestResponse(200, rest_json.predict_response_json(outputs, fmt))
-        except Exception as error:  # noqa: BLE001 - never let a request take the server down
-            code, response = _error_response(method, path, error)
-            return response
-        finally:
-            self._record(route, code, started)
+            exchange.response = RestResponse(200, rest_json.predict_response_json(outputs, fmt))
+        return exchange.response
 
-    def _record(self, route: Route | None, code: Code, started: float) -> None:
-        if self._observe is not None and route is not None:
-            self._observe(route.model, route.api, code, time.perf_counter() - started)
+    @contextlib.contextmanager
+    def _exchange(self, method: str, path: str) -> Iterator[_Exchange]:
+        """One request, sync or async: an error becomes TF Serving's answer (`_error_response`)
+        and metrics record the route, status and time once the answer is known."""
+        exchange = _Exchange()
+        started = time.perf_counter()
+        try:
+            yield exchange
+        except Exception as error:  # noqa: BLE001 - never let a request take the server down
+            exchange.code, exchange.response = _error_response(method, path, error)
+        finally:
+            if self._observe is not None and exchange.route is not None:
+                self._observe(exchange.route.model, exchange.route.api, exchange.code, time.perf_counter() - started)
 
     def _predict_call(self, route: Route, doc: dict[str, Any]) -> tuple[PredictCall, rest_json.RequestFormat]:
         """The JSON body as the core's PredictCall, and the format to answer in."""

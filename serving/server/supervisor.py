@@ -70,13 +70,31 @@ def _stop_all(processes: list[subprocess.Popen]) -> None:
     stop_processes(processes, 30.0)
 
 
-def supervise(args: argparse.Namespace, argv: list[str]) -> int:
-    """Runs `args.num_server_processes` servers on shared ports until SIGTERM/SIGINT."""
-    count = args.num_server_processes
-    problem = check_ports(args)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+def _copy_command(args: argparse.Namespace, argv: list[str], grpc_port: int, rest_port: int, ready_file: Path, index: int) -> list[str]:
+    """The argv of copy `index`: the user's flags, then these (argparse keeps a repeated flag's
+    last value). N copies with TF's default thread pools (one thread per core each) would
+    oversubscribe the cores; unless the flags say otherwise, each copy gets its share."""
+    share = max(1, (os.cpu_count() or 1) // args.num_server_processes)
+    threads = [
+        f"--tensorflow_{kind}_op_parallelism={share}"
+        for kind in ("intra", "inter")
+        if getattr(args, f"tensorflow_{kind}_op_parallelism") <= 0
+    ]
+    return [
+        *embedded_command(),
+        *argv,
+        *threads,
+        "--pick_unused_ports=false",
+        f"--port={grpc_port}",
+        f"--rest_api_port={rest_port}",
+        f"--ready_file={ready_file}",
+        "--num_server_processes=1",
+        f"--server_process_index={index}",
+    ]
+
+
+def _reserve_ports(args: argparse.Namespace) -> tuple[int, int, list[socket.socket]]:
+    """(gRPC port, REST port or 0, the held sockets); OSError when a port is taken."""
     held: list[socket.socket] = []
     try:
         grpc_port, sock = _reserve_port(args.host, 0 if args.pick_unused_ports else args.port)
@@ -85,9 +103,39 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
         if rest_enabled(args):
             rest_port, sock = _reserve_port(args.host, 0 if args.pick_unused_ports else args.rest_api_port)
             held.append(sock)
-    except OSError as error:
+    except OSError:
         for sock in held:
             sock.close()
+        raise
+    return grpc_port, rest_port, held
+
+
+def _serve_until_stopped(processes: list[subprocess.Popen], stop_requested: list[int]) -> int:
+    """Watches the copies until a signal (exit 0 when all stop cleanly) or one exits (1)."""
+    while not stop_requested:
+        failed = [p for p in processes if p.poll() is not None]
+        if failed:
+            logger.error("server process %d exited with %d; stopping the others", failed[0].pid, failed[0].returncode)
+            _stop_all(processes)
+            return 1
+        time.sleep(0.2)
+    logger.info("signal %d: stopping %d server processes", stop_requested[0], len(processes))
+    _stop_all(processes)
+    codes = [p.returncode for p in processes]
+    logger.info("stopped (exit statuses %s)", codes)
+    return 0 if all(code == 0 for code in codes) else 1
+
+
+def supervise(args: argparse.Namespace, argv: list[str]) -> int:
+    """Runs `args.num_server_processes` servers on shared ports until SIGTERM/SIGINT."""
+    count = args.num_server_processes
+    problem = check_ports(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        grpc_port, rest_port, held = _reserve_ports(args)
+    except OSError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
@@ -99,34 +147,15 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
 
-    # N copies with TF's default thread pools (one thread per core each) oversubscribe the
-    # cores; unless the flags say otherwise, each copy gets its share of them.
-    share = max(1, (os.cpu_count() or 1) // count)
-    threads = [
-        f"--tensorflow_{kind}_op_parallelism={share}"
-        for kind in ("intra", "inter")
-        if getattr(args, f"tensorflow_{kind}_op_parallelism") <= 0
-    ]
     workdir = Path(tempfile.mkdtemp(prefix="serving-procs-"))
     processes: list[subprocess.Popen] = []
     ready_files = [workdir / f"ready-{index}.json" for index in range(count)]
     try:
         for index in range(count):
-            # argparse keeps the last value of a repeated flag: these override the user's.
-            command = [
-                *embedded_command(),
-                *argv,
-                *threads,
-                "--pick_unused_ports=false",
-                f"--port={grpc_port}",
-                f"--rest_api_port={rest_port}",
-                f"--ready_file={ready_files[index]}",
-                "--num_server_processes=1",
-                f"--server_process_index={index}",
-            ]
             # The copies' SERVING lines go to stderr: stdout has only the supervisor's line. Own
             # session: a Ctrl-C (or a signal to the process group) reaches the supervisor only,
             # which forwards one SIGTERM to each copy.
+            command = _copy_command(args, argv, grpc_port, rest_port, ready_files[index], index)
             processes.append(spawn(command, stdout=sys.stderr.fileno(), stderr=None, die_with_parent=True))
         logger.info(
             "started %d server processes (pids %s) sharing gRPC port %d and REST port %s",
@@ -152,26 +181,8 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
         for sock in held:
             sock.close()
         held.clear()
-
-        pids = [p.pid for p in processes]
-        announce_ready(args.host, grpc_port, rest_port or None, args.ready_file, worker_pids=pids)
-
-        while not stop_requested:
-            failed = [p for p in processes if p.poll() is not None]
-            if failed:
-                logger.error(
-                    "server process %d exited with %d; stopping the others",
-                    failed[0].pid,
-                    failed[0].returncode,
-                )
-                _stop_all(processes)
-                return 1
-            time.sleep(0.2)
-        logger.info("signal %d: stopping %d server processes", stop_requested[0], count)
-        _stop_all(processes)
-        codes = [p.returncode for p in processes]
-        logger.info("stopped (exit statuses %s)", codes)
-        return 0 if all(code == 0 for code in codes) else 1
+        announce_ready(args.host, grpc_port, rest_port or None, args.ready_file, worker_pids=[p.pid for p in processes])
+        return _serve_until_stopped(processes, stop_requested)
     finally:
         for sock in held:
             sock.close()

@@ -1,4 +1,4 @@
-"""serving.client: pure helpers, then real loopback round trips against `python -m serving.server`.
+"""ServingClient and the CLI: arguments, then real loopback round trips against `python -m serving.server`.
 
 The model under test is built here and its answers are known: a "brightness classifier" on
 4x4x1 raw pixels whose probability of class 1 is mean(pixels) / 255, and whose class names carry
@@ -18,10 +18,7 @@ import pytest
 
 from serving.client import ClientError, ModelMetadata, ServingClient, SignatureSpec, TensorSpec
 from serving.client.cli import main as cli_main
-from serving.client.datasets import load_digits_set, load_folder_set, load_npz_set
-from serving.client.images import encoded_image, image_input, load_image
-from serving.client.rest import examples_to_json, json_to_array, model_path
-from serving.client.types import interpret_classifier_outputs, parse_endpoint, parse_metadata, parse_status
+from serving.process import free_port
 
 MODEL = "bright"
 CLASSIFY = "tensorflow/serving/classify"
@@ -128,101 +125,11 @@ def gray(value: float, rows: int = 1) -> np.ndarray:
     return np.full((rows, 4, 4, 1), value, dtype=np.float32)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 PROTOCOLS = pytest.mark.parametrize("protocol", ["rest", "grpc"])
 
 
 # ---------------------------------------------------------------------------------------------
-# pure helpers
-
-
-def test_parse_endpoint_accepts_the_usual_forms():
-    assert parse_endpoint("localhost:8501") == ("localhost", 8501)
-    assert parse_endpoint("http://127.0.0.1:8501/") == ("127.0.0.1", 8501)
-    assert parse_endpoint("[::1]:8500") == ("::1", 8500)
-
-
-@pytest.mark.parametrize("bad", ["localhost", "localhost:http", ":8500", "host:0", "host:70000"])
-def test_parse_endpoint_rejects_and_names_the_value(bad):
-    with pytest.raises(ClientError, match="is not HOST:PORT") as info:
-        parse_endpoint(bad)
-    assert repr(bad) in str(info.value)
-    assert info.value.code == "INVALID_ARGUMENT"
-
-
-def test_model_path_follows_tf_serving_urls():
-    assert model_path("m", None, None) == "/v1/models/m"
-    assert model_path("m", 3, None) == "/v1/models/m/versions/3"
-    assert model_path("my model", None, "canary") == "/v1/models/my%20model/labels/canary"
-
-
-def test_parse_status_reads_tf_serving_documented_answer():
-    # g3doc/api_rest.md, Model status API.
-    document = {
-        "model_version_status": [
-            {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
-        ]
-    }
-    (status,) = parse_status(document)
-    assert (status.version, status.state, status.error_code) == (1, "AVAILABLE", "OK")
-
-
-def test_parse_metadata_reads_shapes_dtypes_and_method():
-    document = {
-        "model_spec": {"name": "m", "signature_name": "", "version": "7"},
-        "metadata": {"signature_def": {"signature_def": {"serving_default": {
-            "inputs": {"image": {"dtype": "DT_FLOAT", "tensor_shape": {
-                "dim": [{"size": "-1", "name": ""}, {"size": "8"}, {"size": "8"}, {"size": "1"}],
-                "unknown_rank": False}, "name": "serving_default_image:0"}},
-            "outputs": {"class_name": {"dtype": "DT_STRING", "tensor_shape": {"unknown_rank": True}}},
-            "method_name": "tensorflow/serving/predict"}}}},
-    }
-    metadata = parse_metadata(document)
-    signature = metadata.signature("serving_default")
-    assert metadata.version == 7
-    assert signature.inputs["image"] == TensorSpec("image", "DT_FLOAT", (-1, 8, 8, 1))
-    assert signature.outputs["class_name"].shape is None
-    assert image_input(signature) == ("image", 8, 8, 1)
-    with pytest.raises(ClientError, match=r"has no signature 'nope'.*serving_default"):
-        metadata.signature("nope")
-
-
-def test_image_input_refuses_unknown_image_size():
-    spec = TensorSpec("image", "DT_FLOAT", (-1, -1, -1, 3))
-    signature = SignatureSpec("serving_default", "", {"image": spec}, {})
-    with pytest.raises(ClientError, match="height, width and channels must be fixed"):
-        image_input(signature)
-
-
-def test_interpret_outputs_takes_names_from_the_model():
-    outputs = {
-        "probabilities": np.array([[0.1, 0.9], [0.8, 0.2]], np.float32),
-        "class_id": np.array([1, 0]),
-        "class_name": np.array([b"cat", b"dog"], dtype=object),
-    }
-    rows = interpret_classifier_outputs(outputs)
-    assert [(r.class_id, r.class_name) for r in rows] == [(1, "cat"), (0, "dog")]
-    assert rows[0].probability == pytest.approx(0.9)
-
-
-def test_interpret_outputs_without_names_uses_ids_not_invented_labels():
-    rows = interpret_classifier_outputs({"scores": np.array([[0.2, 0.7, 0.1]], np.float32)})
-    assert (rows[0].class_id, rows[0].class_name) == (1, "1")
-    with pytest.raises(ClientError, match="cannot tell which output holds class scores"):
-        interpret_classifier_outputs({"a": np.zeros((1, 2)), "b": np.zeros((1, 2))})
-
-
-def test_json_conversions_handle_b64():
-    assert json_to_array([{"b64": "aGk="}, "x"], "DT_STRING").tolist() == [b"hi", b"x"]
-    assert json_to_array([[1, 2]], "DT_INT64").dtype == np.int64
-    assert examples_to_json([{"a": b"\x00", "b": np.array([1.5, 2.0]), "c": 3}]) == [
-        {"a": {"b64": "AA=="}, "b": [1.5, 2.0], "c": 3}
-    ]
+# without a server
 
 
 def test_constructor_validates_its_arguments():
@@ -234,44 +141,6 @@ def test_constructor_validates_its_arguments():
         ServingClient("localhost:8501", "rest", MODEL, timeout=-1)
 
 
-def test_digits_set_is_the_pipelines_eval_split_and_scaling():
-    from sklearn.datasets import load_digits
-
-    from components.example_gen.logic import EVAL, digits_pixels
-    from components.example_gen.logic import load_digits as pipeline_digits
-
-    images, labels = load_digits_set("all")
-    digits = load_digits()
-    assert images.shape == (1797, 8, 8, 1) and images.dtype == np.float32
-    np.testing.assert_array_equal(images, digits_pixels(digits.images).astype(np.float32))
-    np.testing.assert_array_equal(labels, digits.target)
-    eval_images, eval_labels = load_digits_set("eval")
-    assert 0.1 * 1797 < len(eval_images) < 0.3 * 1797
-    # The client reads scikit-learn itself; its eval rows are exactly ExampleGen's.
-    held_out = [(pixels, label) for split, pixels, label in pipeline_digits().records() if split == EVAL]
-    np.testing.assert_array_equal(eval_images, np.stack([p for p, _ in held_out]).astype(np.float32))
-    np.testing.assert_array_equal(eval_labels, [label for _, label in held_out])
-
-
-def test_npz_and_folder_sets(tmp_path):
-    from PIL import Image
-
-    np.savez(tmp_path / "set.npz", x=np.zeros((3, 4, 4), np.uint8), y=np.array([0, 1, 1]))
-    images, labels = load_npz_set(tmp_path / "set.npz")
-    assert images.shape == (3, 4, 4, 1) and labels.tolist() == [0, 1, 1]
-    np.savez(tmp_path / "bad.npz", pixels=np.zeros(3))
-    with pytest.raises(ClientError, match=r"holds arrays \['pixels'\]; expected images"):
-        load_npz_set(tmp_path / "bad.npz")
-    for name, value in (("cat", 10), ("dog", 200)):
-        (tmp_path / "folder" / name).mkdir(parents=True)
-        Image.fromarray(np.full((9, 9, 3), value, np.uint8)).save(tmp_path / "folder" / name / "a.png")
-    images, labels = load_folder_set(tmp_path / "folder", 4, 4, 1)
-    assert images.shape == (2, 4, 4, 1) and labels.tolist() == ["cat", "dog"]
-    assert images[1].min() == pytest.approx(200, abs=1)
-    with pytest.raises(ClientError, match="has no PNG/JPEG files"):
-        load_folder_set(tmp_path / "folder" / "cat", 4, 4, 1)
-
-
 def test_bytes_encoding_needs_a_bytes_signature(monkeypatch, tmp_path):
     only_pixels = ModelMetadata("m", 1, {"serving_default": SignatureSpec(
         "serving_default", "tensorflow/serving/predict",
@@ -280,15 +149,6 @@ def test_bytes_encoding_needs_a_bytes_signature(monkeypatch, tmp_path):
     monkeypatch.setattr(client, "metadata", lambda **_: only_pixels)
     with pytest.raises(ClientError, match=r"has no signature with an 'image_bytes' string input"):
         client.predict_images([tmp_path / "x.png"], encoding="bytes")
-
-
-def test_unreadable_image_is_named(tmp_path):
-    bad = tmp_path / "notes.png"
-    bad.write_text("not an image")
-    with pytest.raises(ClientError, match=r"cannot read image .*notes.png.*expected a PNG or JPEG"):
-        load_image(bad, 4, 4, 1)
-    with pytest.raises(ClientError, match=r"notes.png is not a PNG or JPEG file"):
-        encoded_image(bad)
 
 
 # ---------------------------------------------------------------------------------------------
