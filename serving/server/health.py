@@ -18,7 +18,7 @@ import orjson
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from serving.errors import Code, ServingError
-from serving.server.model_store import ModelStore
+from serving.server.model_store import ModelStore, State
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,6 @@ READINESS_PATH = "/readyz"
 HEALTH_PATHS = (LIVENESS_PATH, READINESS_PATH)
 # The gRPC service names whose health is reported ("" is the whole server, by convention).
 GRPC_SERVICES = ("", "tensorflow.serving.PredictionService")
-_STATE_NAMES = {0: "UNKNOWN", 10: "START", 20: "LOADING", 30: "AVAILABLE", 40: "UNLOADING", 50: "END"}
 
 
 def _why_unavailable(store: ModelStore, name: str) -> str:
@@ -37,7 +36,7 @@ def _why_unavailable(store: ModelStore, name: str) -> str:
         return f"model {name!r} has no version yet (none found under its base path)"
     described = []
     for version, status in states[:3]:
-        text = f"version {version} {_STATE_NAMES.get(status.state, status.state)}"
+        text = f"version {version} {State.Name(status.state)}"
         if status.error_message:
             text += f": {status.error_message[:200]}"
         described.append(text)

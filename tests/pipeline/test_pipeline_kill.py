@@ -95,23 +95,23 @@ def _assert_consistent(store, killed_node: str) -> None:
     """Finished executions' outputs are LIVE and on disk; unfinished ones produced nothing LIVE."""
     from ml_metadata.proto import metadata_store_pb2
 
-    Execution, Artifact, Event = metadata_store_pb2.Execution, metadata_store_pb2.Artifact, metadata_store_pb2.Event
-    finished = (Execution.COMPLETE, Execution.CACHED)
+    execution_pb, artifact_pb = metadata_store_pb2.Execution, metadata_store_pb2.Artifact
+    finished = (execution_pb.COMPLETE, execution_pb.CACHED)
     executions = _executions_by_node(store)
     killed = [e for e in executions[killed_node] if e.last_known_state not in finished]
-    assert len(killed) == 1 and killed[0].last_known_state == Execution.RUNNING, executions[killed_node]
-    assert executions[killed_node][-1].last_known_state == Execution.COMPLETE
+    assert len(killed) == 1 and killed[0].last_known_state == execution_pb.RUNNING, executions[killed_node]
+    assert executions[killed_node][-1].last_known_state == execution_pb.COMPLETE
     for node, runs in executions.items():
         for execution in runs:
             events = store.get_events_by_execution_ids([execution.id])
-            outputs = store.get_artifacts_by_id([e.artifact_id for e in events if e.type == Event.OUTPUT])
+            outputs = store.get_artifacts_by_id([e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT])
             if execution.last_known_state in finished:
                 for artifact in outputs:
-                    assert artifact.state == Artifact.LIVE, (node, artifact)
+                    assert artifact.state == artifact_pb.LIVE, (node, artifact)
                     assert Path(artifact.uri).exists(), (node, artifact.uri)
             else:
                 assert execution.id == killed[0].id, (node, execution)
-                assert all(a.state != Artifact.LIVE for a in outputs), (node, outputs)
+                assert all(a.state != artifact_pb.LIVE for a in outputs), (node, outputs)
 
 
 def _pushed_versions(store) -> list[int]:

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import json
 import socket
-import string
 import time
 import urllib.parse
 from pathlib import Path
 
 import grpc
-import numpy as np
 import pytest
 import requests
-import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
