@@ -12,7 +12,6 @@ for probes. The token is never logged or echoed.
 from __future__ import annotations
 
 import hmac
-import os
 import ssl
 import tempfile
 from pathlib import Path
@@ -41,9 +40,8 @@ def rest_ssl_context(server_key: str, server_cert: str, custom_ca: str = "", cli
         raise ValueError("SSLConfig.client_verify needs custom_ca: the CA that signs client certificates")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    # load_cert_chain reads files only: the PEM goes through a private temporary directory.
+    # load_cert_chain reads files only: the PEM goes through a private (0700) temporary directory.
     with tempfile.TemporaryDirectory(prefix="tls-") as scratch:
-        os.chmod(scratch, 0o700)
         key_path, cert_path = Path(scratch, "key.pem"), Path(scratch, "cert.pem")
         key_path.write_bytes(read_pem(server_key))
         cert_path.write_bytes(read_pem(server_cert))
