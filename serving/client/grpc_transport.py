@@ -7,15 +7,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from serving.client.types import (
-    ClientError,
-    ModelMetadata,
-    ModelRef,
-    SignatureSpec,
-    VersionStatus,
-    parse_metadata,
-    parse_status,
-)
+from serving.client.types import ClientError, ModelMetadata, ModelRef, SignatureSpec, VersionStatus
+from serving.client.types import parse_metadata, parse_status
 
 
 def dict_to_example(features: Mapping[str, Any]) -> Any:

@@ -11,15 +11,8 @@ import numpy as np
 import orjson
 import urllib3
 
-from serving.client.types import (
-    ClientError,
-    ModelMetadata,
-    ModelRef,
-    SignatureSpec,
-    VersionStatus,
-    parse_metadata,
-    parse_status,
-)
+from serving.client.types import ClientError, ModelMetadata, ModelRef, SignatureSpec, VersionStatus
+from serving.client.types import parse_metadata, parse_status
 from serving.saved_model import NUMPY_BY_ENUM_NAME
 
 # Inverse of TF Serving's status -> HTTP code table (http_server.cc ToHTTPStatusCode).

@@ -308,7 +308,7 @@ def start_server(
         command += [f"--model_name={model_name}", f"--model_base_path={base_path}"]
     command += list(args)
     with open(log_path, "wb") as log:
-        server = process.spawn(command, stdout=log, cwd=REPO_ROOT)
+        server = process.spawn(command, stdout=log, cwd=REPO_ROOT, die_with_parent=True)
     try:
         try:
             (info,) = process.wait_for_ready_files([server], [ready], time.monotonic() + timeout)
