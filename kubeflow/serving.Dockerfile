@@ -58,8 +58,8 @@ RUN chmod 0755 /usr/bin/tf_serving_entrypoint.sh \
 
 USER 10001:10001
 EXPOSE 8500 8501
-# The REST model-status endpoint answers 200 once MODEL_NAME has a version (like the readiness
-# probe in kubeflow/manifests); Python's urllib raises, so exits 1, on anything else.
+# /readyz answers 200 once every configured model has an AVAILABLE version (503 with the reason
+# before); /healthz is process-up only. Python's urllib raises, so exits 1, on anything but 2xx.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
-  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/v1/models/' + os.environ.get('MODEL_NAME', 'model'), timeout=4)"]
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/readyz', timeout=4)"]
 ENTRYPOINT ["/usr/bin/tf_serving_entrypoint.sh"]

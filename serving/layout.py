@@ -15,6 +15,8 @@ import logging
 import os
 import re
 import shutil
+import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -65,15 +67,99 @@ def list_versions(model_dir: str | os.PathLike[str]) -> list[int]:
     return sorted(versions)
 
 
-def is_complete_saved_model(version_dir: str | os.PathLike[str]) -> bool:
-    """True when the directory holds a SavedModel graph (and its variables if it has any)."""
+# Ops that hold variables in a GraphDef (TF1 ref and resource variables, TF2 resource handles).
+_VARIABLE_OPS = frozenset({"Variable", "VariableV2", "VarHandleOp", "_VarHandlesOp", "AutoReloadVariable"})
+_DATA_SHARD_RE = re.compile(r"^variables\.data-(\d{5})-of-(\d{5})$")
+# saved_model.pb path -> ((size, mtime_ns), expects a checkpoint): pollers ask every second.
+_expects_cache: dict[str, tuple[tuple[int, int], bool | None]] = {}
+_expects_cache_lock = threading.Lock()
+_EXPECTS_CACHE_MAX = 4096
+
+
+def _graph_expects_checkpoint(graph_file: Path) -> bool | None:
+    """Whether the SavedModel's MetaGraphs restore variables from `variables/`: a saver, variable
+    ops or variable objects. None when the file cannot be parsed (the loader will say why)."""
+    from google.protobuf import message, text_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    try:
+        if graph_file.suffix == ".pbtxt":
+            text_format.Parse(graph_file.read_text(), saved_model)
+        else:
+            with warnings.catch_warnings():  # garbage may parse partly, with a RuntimeWarning
+                warnings.simplefilter("ignore", RuntimeWarning)
+                saved_model.ParseFromString(graph_file.read_bytes())
+    except (message.DecodeError, text_format.ParseError, UnicodeDecodeError, OSError):
+        return None
+    for meta_graph in saved_model.meta_graphs:
+        if meta_graph.saver_def.restore_op_name:
+            return True
+        graph = meta_graph.graph_def
+        nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
+        if any(node.op in _VARIABLE_OPS for node in nodes):
+            return True
+        if any(obj.WhichOneof("kind") == "variable" for obj in meta_graph.object_graph_def.nodes):
+            return True
+    return False
+
+
+def _expects_checkpoint(graph_file: Path) -> bool | None:
+    stat = graph_file.stat()
+    key, signature = str(graph_file), (stat.st_size, stat.st_mtime_ns)
+    with _expects_cache_lock:
+        cached = _expects_cache.get(key)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    expects = _graph_expects_checkpoint(graph_file)
+    with _expects_cache_lock:
+        if len(_expects_cache) >= _EXPECTS_CACHE_MAX:
+            _expects_cache.clear()
+        _expects_cache[key] = (signature, expects)
+    return expects
+
+
+def _checkpoint_problem(variables: Path) -> str | None:
+    """Why `variables/` does not hold a whole checkpoint (index and every data shard)."""
+    if not (variables / "variables.index").is_file():
+        if variables.is_dir() and not any(variables.iterdir()):
+            return "its variables/ directory is empty but the graph has variables (a copy still in progress?)"
+        return "variables/variables.index is missing (an incomplete copy?)"
+    shards = [m for m in map(_DATA_SHARD_RE.match, (p.name for p in variables.iterdir())) if m]
+    if not shards:
+        return "variables/ has an index but no variables.data-* shard (an incomplete copy?)"
+    total = int(shards[0].group(2))
+    missing = sorted(set(range(total)) - {int(m.group(1)) for m in shards if int(m.group(2)) == total})
+    if missing:
+        return f"variables/ lacks data shard {missing[0]:05d} of {total:05d} (an incomplete copy?)"
+    return None
+
+
+def saved_model_problem(version_dir: str | os.PathLike[str]) -> str | None:
+    """Why a directory is not a complete SavedModel, or None when it is one.
+
+    Complete means a graph file and, when the graph has variables (a saver, variable ops or
+    variable objects in its MetaGraph), the checkpoint in `variables/`: the index and every data
+    shard. A graph without variables needs none (a TF1 SavedModelBuilder export leaves an empty
+    `variables/`; TF Serving serves it). A graph file that does not parse is left to the loader,
+    which reports it (so a broken model ends as a failed version, as in TF Serving)."""
     path = Path(version_dir)
-    if not ((path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file()):
-        return False
+    graph_file = next((path / n for n in ("saved_model.pb", "saved_model.pbtxt") if (path / n).is_file()), None)
+    if graph_file is None:
+        return "it has no saved_model.pb (or saved_model.pbtxt)"
     variables = path / "variables"
-    if variables.is_dir():
-        return (variables / "variables.index").is_file()
-    return True
+    try:
+        expects = _expects_checkpoint(graph_file)
+    except OSError as error:  # vanished while we looked: a copy or a delete in progress
+        return f"its graph file cannot be read ({error.strerror})"
+    if expects is None:
+        expects = variables.is_dir()
+    return _checkpoint_problem(variables) if expects else None
+
+
+def is_complete_saved_model(version_dir: str | os.PathLike[str]) -> bool:
+    """True when the directory holds a SavedModel graph and the variables its graph needs."""
+    return saved_model_problem(version_dir) is None
 
 
 @contextlib.contextmanager
@@ -110,11 +196,9 @@ def publish(
     """
     check_model_name(model_name)
     source_path = Path(source)
-    if not is_complete_saved_model(source_path):
-        raise LayoutError(
-            f"{source_path} is not a complete SavedModel: expected saved_model.pb "
-            "(and variables/variables.index when the model has variables)"
-        )
+    problem = saved_model_problem(source_path)
+    if problem is not None:
+        raise LayoutError(f"{source_path} is not a complete SavedModel: {problem}")
     model_dir = Path(serving_dir) / model_name
     copy = copy_tree or (lambda src, dst: shutil.copytree(src, dst))
     with _publish_lock(model_dir):
@@ -122,12 +206,15 @@ def publish(
         version = (existing[-1] + 1) if existing else 1
         staging = model_dir / f"{STAGING_PREFIX}{version}"
         final = model_dir / str(version)
-        if staging.exists():
-            shutil.rmtree(staging)
+        # Under the lock no publisher is copying, so a staging dir is what a killed one left.
+        for leftover in model_dir.glob(f"{STAGING_PREFIX}*"):
+            logger.warning("removing %s, left by a publish that did not finish", leftover)
+            shutil.rmtree(leftover, ignore_errors=True)
         try:
             copy(str(source_path), str(staging))
-            if not is_complete_saved_model(staging):
-                raise LayoutError(f"copy of {source_path} to {staging} is incomplete")
+            problem = saved_model_problem(staging)
+            if problem is not None:
+                raise LayoutError(f"copy of {source_path} to {staging} is incomplete: {problem}")
             os.rename(staging, final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

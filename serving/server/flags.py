@@ -31,7 +31,6 @@ NO_OP_FLAGS = (
     "thread_pool_factory_config_file",
     "mixed_precision",
     "skip_initialize_tpu",
-    "enable_grpc_healthcheck_service",
     "grpc_max_threads",
     "enable_session_metadata",
     "tensorflow_session_config_file",
@@ -72,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     flag("enable_batching", False, "merge concurrent requests into batches")
     add("--batching_parameters_file", default="", help="text BatchingParameters")
     add("--monitoring_config_file", default="", help="text MonitoringConfig (Prometheus)")
-    add("--ssl_config_file", default="", help="text SSLConfig (gRPC TLS)")
+    add("--ssl_config_file", default="", help="text SSLConfig: TLS for gRPC and REST, mutual TLS with client_verify")
+    flag("enable_grpc_healthcheck_service", False, "serve grpc.health.v1.Health (SERVING once every model is AVAILABLE)")
+    add("--auth_token_file", default="", help="file holding a bearer token both APIs require (not a TF Serving flag)")
     flag("enable_model_warmup", True, "replay assets.extra/tf_serving_warmup_requests")
     add("--num_request_iterations_for_warmup", type=int, default=1)
     flag("allow_version_labels", True, "allow version_labels in the model config")

@@ -13,8 +13,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import Executor
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 import grpc
@@ -23,7 +22,9 @@ from tensorflow_serving.apis import model_service_pb2_grpc, predict_pb2, predict
 from serving.server import grpc_converters
 from serving.server.core import ServingCore, make_run_blocking
 from serving.errors import Code, ServingError
+from serving.server.health import GrpcHealth
 from serving.server.metrics import Observer
+from serving.server.security import BearerTokenInterceptor, read_pem
 
 logger = logging.getLogger(__name__)
 
@@ -136,27 +137,75 @@ class GrpcOptions:
     channel_arguments: tuple[tuple[str, Any], ...] = ()
     # SO_REUSEPORT: several server processes share the port (--num_server_processes).
     reuse_port: bool = False
+    # --auth_token_file's token: every call but the health service must carry it.
+    auth_token: str = field(default="", repr=False)
 
 
-def _read_pem(value: str) -> bytes:
-    """SSLConfig fields hold PEM text in TF Serving; a path is accepted too, for convenience."""
-    if "-----BEGIN" in value:
-        return value.encode()
-    return Path(value).read_bytes()
+class _Undecodable:
+    """Stands for request bytes that did not parse, so the call can answer INVALID_ARGUMENT."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+class _UndecodableRequestsAreInvalid(grpc.aio.ServerInterceptor):
+    """Request bytes that do not parse as the method's message get INVALID_ARGUMENT naming the
+    method (grpc.aio itself answers UNKNOWN "Unexpected DecodeError"). Handlers are wrapped
+    once per method."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
+    async def intercept_service(self, continuation, handler_call_details):
+        method = handler_call_details.method
+        if method in self._wrapped:
+            return self._wrapped[method]
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None or handler.request_deserializer is None:
+            return handler
+        parse, behaviour = handler.request_deserializer, handler.unary_unary
+
+        def deserialize(data: bytes) -> Any:
+            try:
+                return parse(data)
+            except Exception as error:  # noqa: BLE001 - protobuf's DecodeError and its kin
+                return _Undecodable(f"Malformed request: {method}: {error}")
+
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if isinstance(request, _Undecodable):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+            return await behaviour(request, context)
+
+        wrapped = grpc.unary_unary_rpc_method_handler(
+            call, request_deserializer=deserialize, response_serializer=handler.response_serializer
+        )
+        self._wrapped[method] = wrapped
+        return wrapped
 
 
 async def start_grpc_server(
-    core: ServingCore, options: GrpcOptions, executor: Executor, observe: Observer | None = None
+    core: ServingCore,
+    options: GrpcOptions,
+    executor: Executor,
+    observe: Observer | None = None,
+    health: GrpcHealth | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Starts the gRPC server on the running event loop; returns it and the bound port (useful
-    with port 0). `executor` runs the calls that leave the loop."""
+    with port 0). `executor` runs the calls that leave the loop; `health` adds grpc.health.v1."""
     server_options = [
         ("grpc.max_receive_message_length", options.max_message_bytes),
         ("grpc.max_send_message_length", options.max_message_bytes),
         ("grpc.so_reuseport", 1 if options.reuse_port else 0),
         *options.channel_arguments,
     ]
-    server = grpc.aio.server(options=server_options)
+    interceptors: list[grpc.aio.ServerInterceptor] = [_UndecodableRequestsAreInvalid()]
+    if options.auth_token:
+        interceptors.insert(0, BearerTokenInterceptor(options.auth_token))
+    server = grpc.aio.server(options=server_options, interceptors=interceptors)
+    if health is not None:
+        health.add_to_server(server)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionServicer(core, executor, observe), server
     )
@@ -165,8 +214,8 @@ async def start_grpc_server(
     try:
         if options.ssl_server_key and options.ssl_server_cert:
             credentials = grpc.ssl_server_credentials(
-                [(_read_pem(options.ssl_server_key), _read_pem(options.ssl_server_cert))],
-                root_certificates=_read_pem(options.ssl_custom_ca) if options.ssl_custom_ca else None,
+                [(read_pem(options.ssl_server_key), read_pem(options.ssl_server_cert))],
+                root_certificates=read_pem(options.ssl_custom_ca) if options.ssl_custom_ca else None,
                 require_client_auth=options.ssl_client_verify,
             )
             port = server.add_secure_port(address, credentials)

@@ -6,6 +6,7 @@ outputs into a PredictResponse; tensors are read and written without TensorFlow'
 
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
 import numpy as np
@@ -15,6 +16,9 @@ from tensorflow_serving.apis import model_pb2, predict_pb2
 from serving.errors import Code, ServingError, invalid
 from serving.saved_model import FROM_NUMPY, dtype_name, numpy_dtype
 from serving.server.servable import PredictCall, Servable
+
+# The largest tensor a request may make (a single value broadcast over its shape included).
+MAX_TENSOR_BYTES = 2**31 - 1
 
 
 def response_spec(servable: Servable, signature_name: str) -> model_pb2.ModelSpec:
@@ -66,7 +70,13 @@ def tensor_proto_to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
     if any(d < 0 for d in shape):
         raise invalid(f"Tensor shape {shape} has a negative dimension")
     dtype = numpy_dtype(proto.dtype)
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)
+    if count * dtype.itemsize > MAX_TENSOR_BYTES:
+        # One value broadcast over a huge shape would allocate far more than a request carries.
+        raise invalid(
+            f"Tensor shape {shape} of {dtype_name(proto.dtype)} needs {count * dtype.itemsize} bytes; "
+            f"the limit is {MAX_TENSOR_BYTES} (the largest gRPC message)"
+        )
     if proto.dtype == types_pb2.DT_STRING:
         values = list(proto.string_val)
         array = np.empty(len(values), dtype=object)

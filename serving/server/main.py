@@ -14,7 +14,7 @@ accepted and logged as no-ops. Deliberate differences, all opt-in or safer:
   `--rest_api_port=0` keeps its TF Serving meaning: REST disabled);
 - `--rest_api_max_body_bytes` caps REST bodies (413), `--grpc_max_message_bytes` caps gRPC
   messages (RESOURCE_EXHAUSTED); the binary allows 2 GiB on gRPC and has no REST cap;
-- only complete SavedModels (saved_model.pb + variables index) are loaded;
+- only complete SavedModels (saved_model.pb + the checkpoint its graph needs) are loaded;
 - `--num_server_processes=N` (default 1) serves from N processes sharing both ports
   (serving/server/supervisor.py).
 

@@ -48,6 +48,8 @@ class ModelServer:
         self._web_runner: Any = None
         self._executors: list[ThreadPoolExecutor] = []
         self._config_watch_stop = threading.Event()
+        self._grpc_health: Any = None
+        self._auth_token = ""
 
     @property
     def worker(self) -> bool:
@@ -60,7 +62,7 @@ class ModelServer:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
 
-        from serving.server import config_protos
+        from serving.server import config_protos, security
         from serving.server.core import ServingCore
         from serving.server.model_store import ModelStore
         from serving.server.servable import load_servable
@@ -80,6 +82,11 @@ class ModelServer:
             self._batcher = _batcher(args)
             metrics, metrics_path = _metrics(args)
             ssl = config_protos.read_text_proto(args.ssl_config_file, config_protos.SSLConfig) if args.ssl_config_file else None
+            rest_ssl = (
+                security.rest_ssl_context(ssl.server_key, ssl.server_cert, ssl.custom_ca, ssl.client_verify)
+                if ssl and rest_enabled(args) else None
+            )
+            self._auth_token = security.read_auth_token(args.auth_token_file) if args.auth_token_file else ""
         except (ValueError, OSError) as error:
             raise StartError(str(error), 2) from None
 
@@ -111,7 +118,7 @@ class ModelServer:
         self._thread = threading.Thread(target=self._loop.run_forever, name="event-loop", daemon=True)
         self._thread.start()
         try:
-            self._bind(core, metrics, metrics_path, ssl)
+            self._bind(core, metrics, metrics_path, ssl, rest_ssl)
         except StartError:
             self.stop()
             raise
@@ -127,10 +134,11 @@ class ModelServer:
         """Runs a coroutine on the server's event loop and waits for its result."""
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
-    def _bind(self, core: Any, metrics: Any, metrics_path: str | None, ssl: Any) -> None:
+    def _bind(self, core: Any, metrics: Any, metrics_path: str | None, ssl: Any, rest_ssl: Any) -> None:
         from aiohttp import web
 
         from serving.server.grpc_api import GrpcOptions, start_grpc_server
+        from serving.server.health import GrpcHealth
         from serving.server.rest import RestApi, RestOptions, make_app
 
         args = self.args
@@ -147,14 +155,20 @@ class ModelServer:
             ssl_client_verify=ssl.client_verify if ssl else False,
             channel_arguments=channel_arguments(args.grpc_channel_arguments),
             reuse_port=self.worker,
+            auth_token=self._auth_token,
         )
         executor = ThreadPoolExecutor(max_workers=args.rest_api_workers, thread_name_prefix="worker")
         grpc_executor = ThreadPoolExecutor(max_workers=args.grpc_workers, thread_name_prefix="grpc")
         self._executors = [executor, grpc_executor]
         try:
+            if args.enable_grpc_healthcheck_service:
+                self._grpc_health = GrpcHealth(core.store, self._loop)
+                core.store.add_listener(self._grpc_health.on_model_event)
             self._grpc_server, self.grpc_port = self._on_loop(
-                start_grpc_server(core, grpc_options, grpc_executor, grpc_observe)
+                start_grpc_server(core, grpc_options, grpc_executor, grpc_observe, self._grpc_health)
             )
+            if self._grpc_health is not None:
+                self._on_loop(self._grpc_health.update())
         except (OSError, RuntimeError) as error:
             raise StartError(f"cannot serve gRPC on {args.host}:{grpc_options.port}: {error}", 1) from None
         logger.info("Running gRPC ModelServer at %s:%d ...", args.host, self.grpc_port)
@@ -170,6 +184,7 @@ class ModelServer:
                 enable_cors=args.rest_api_enable_cors_support,
                 metrics_path=metrics_path,
                 pid_header=self.worker,
+                auth_token=self._auth_token,
             ),
             metrics.exposition if metrics else None,
         )
@@ -181,6 +196,7 @@ class ModelServer:
             0 if args.pick_unused_ports else args.rest_api_port,
             reuse_address=True,
             reuse_port=self.worker or None,
+            ssl_context=rest_ssl,
         )
         try:
             self._on_loop(site.start())
@@ -200,6 +216,8 @@ class ModelServer:
             if self._web_runner is not None:
                 self._on_loop(self._web_runner.cleanup())
                 self._web_runner = None
+            if self._grpc_health is not None:
+                self._on_loop(self._grpc_health.shutdown())
             if self._grpc_server is not None:
                 self._on_loop(self._grpc_server.stop(grace=2))
                 self._grpc_server = None

@@ -108,27 +108,12 @@ _skipped: dict[str, str] = {}
 _skipped_lock = threading.Lock()
 
 
-def _incomplete_reason(version_dir: Path) -> str:
-    """Why `layout.is_complete_saved_model` refused a version directory, for the log."""
-    if not ((version_dir / "saved_model.pb").is_file() or (version_dir / "saved_model.pbtxt").is_file()):
-        return "it has no saved_model.pb (or saved_model.pbtxt)"
-    variables = version_dir / "variables"
-    if variables.is_dir() and not any(variables.iterdir()):
-        return (
-            "its variables/ directory is empty (no variables/variables.index): a copy still in "
-            "progress, or a model saved without variables (remove the empty variables/ directory "
-            "to serve it)"
-        )
-    return "variables/variables.index is missing (an incomplete copy?)"
-
-
-def _note_skipped(version_dir: Path, complete: bool) -> None:
+def _note_skipped(version_dir: Path, reason: str | None) -> None:
     key = str(version_dir)
     with _skipped_lock:
-        if complete:
+        if reason is None:
             _skipped.pop(key, None)
             return
-        reason = _incomplete_reason(version_dir)
         if _skipped.get(key) == reason:
             return
         _skipped[key] = reason
@@ -150,9 +135,9 @@ def _version_dirs(base_path: str) -> dict[int, Path]:
         if version in found:
             logger.warning("duplicate version %d under %s; using %s", version, base, found[version])
             continue
-        complete = layout.is_complete_saved_model(child)
-        _note_skipped(child, complete)
-        if complete:
+        problem = layout.saved_model_problem(child)
+        _note_skipped(child, problem)
+        if problem is None:
             found[version] = child
     return found
 

@@ -16,7 +16,7 @@ import os
 import re
 import time
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 from urllib.parse import unquote
 
@@ -26,7 +26,7 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, input_pb2
 
 from serving.saved_model import DEFAULT_SIGNATURE
-from serving.server import rest_json
+from serving.server import health, rest_json, security
 from serving.server.core import RunBlocking, ServingCore, make_run_blocking
 from serving.server.metrics import Observer
 from serving.server.servable import PredictCall
@@ -253,6 +253,8 @@ class RestOptions:
     # Adds `X-Serving-Pid: <pid>` to every response (set with --num_server_processes > 1, so a
     # client or test can see which process answered).
     pid_header: bool = False
+    # --auth_token_file's token: every request but /healthz and /readyz must carry it.
+    auth_token: str = field(default="", repr=False)
 
 
 def make_app(
@@ -281,6 +283,14 @@ def make_app(
 
     async def handler(request: web.Request) -> web.StreamResponse:
         path = request.rel_url.raw_path
+        if path in health.HEALTH_PATHS and request.method in ("GET", "HEAD"):
+            return reply(*health.rest_health(path, api.core.store))
+        if options.auth_token and not security.token_matches(request.headers.get("Authorization"), options.auth_token):
+            return web.Response(
+                status=401,
+                body=rest_json.error_json(security.UNAUTHENTICATED_MESSAGE),
+                headers={**headers, "WWW-Authenticate": "Bearer"},
+            )
         if options.metrics_path is not None and metrics is not None and path == options.metrics_path:
             return web.Response(body=metrics(), headers={"Content-Type": "text/plain; version=0.0.4"})
         if not _API_RE.fullmatch(path):

@@ -72,7 +72,21 @@ def load(relative: str) -> list[dict]:
 
 # A renderer for the subset of kustomize these manifests use; any other field fails the test,
 # so nothing can be silently ignored here and then behave differently under `kubectl apply -k`.
-_KUSTOMIZE_FIELDS = {"apiVersion", "kind", "namespace", "labels", "resources", "images"}
+_KUSTOMIZE_FIELDS = {"apiVersion", "kind", "namespace", "labels", "resources", "images", "patches"}
+
+
+def _apply_json6902(obj: dict, operations: list[dict]) -> None:
+    """The `replace` and `add` operations of RFC 6902 on JSON pointers (what the overlays use)."""
+    for operation in operations:
+        assert operation["op"] in ("replace", "add"), operation
+        *parents, last = operation["path"].lstrip("/").split("/")
+        node: Any = obj
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        key: Any = int(last) if isinstance(node, list) else last
+        if operation["op"] == "replace":
+            assert key in node if isinstance(node, dict) else key < len(node), f"replace of a missing {operation['path']}"
+        node[key] = copy.deepcopy(operation["value"])
 
 
 def render(directory: Path) -> list[dict]:
@@ -99,6 +113,11 @@ def render(directory: Path) -> list[dict]:
                 name, _, tag = container["image"].partition(":")
                 if name == image["name"]:
                     container["image"] = f"{image.get('newName', name)}:{image.get('newTag', tag)}"
+    for patch in kustomization.get("patches", []):
+        assert set(patch) == {"target", "patch"} and set(patch["target"]) == {"kind", "name"}, patch
+        targets = [o for o in objects if (o["kind"], o["metadata"]["name"]) == (patch["target"]["kind"], patch["target"]["name"])]
+        assert len(targets) == 1, f"{directory}: patch target {patch['target']} matches {len(targets)} objects"
+        _apply_json6902(targets[0], yaml.safe_load(patch["patch"]))
     return objects
 
 
@@ -159,7 +178,7 @@ def test_overlays_render_valid_objects(overlay: str) -> None:
             assert obj["metadata"]["namespace"] == "tfx-serving"
 
 
-def test_the_two_servers_are_interchangeable_only_the_image_differs() -> None:
+def test_the_two_servers_are_interchangeable_only_the_image_and_probes_differ() -> None:
     tf_serving, embedded = rendered("tf-serving"), rendered("embedded")
     key = ("Deployment", "model-server")
     real_image = tf_serving[key]["spec"]["template"]["spec"]["containers"][0]["image"]
@@ -167,8 +186,13 @@ def test_the_two_servers_are_interchangeable_only_the_image_differs() -> None:
 
     assert real_image == f"tensorflow/serving:{lock_version('tensorflow-serving-api')}"
     assert embedded_image.endswith("/tfx-serving-kit-server:0.1.0")
-    for container in (embedded[key]["spec"]["template"]["spec"]["containers"][0],):
-        container["image"] = real_image
+    # The embedded server's probes use its health endpoints (TF Serving has none).
+    container = embedded[key]["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    real = tf_serving[key]["spec"]["template"]["spec"]["containers"][0]
+    container["image"] = real_image
+    container["readinessProbe"], container["livenessProbe"] = real["readinessProbe"], real["livenessProbe"]
     assert embedded == tf_serving
 
 

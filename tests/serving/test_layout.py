@@ -90,3 +90,32 @@ def test_concurrent_publishers_get_distinct_versions(tmp_path: Path) -> None:
 def test_model_names_outside_the_serving_dir_are_rejected(name: str, tmp_path: Path) -> None:
     with pytest.raises(layout.LayoutError, match="model name"):
         layout.publish(tmp_path, tmp_path / "serving", name)
+
+
+def test_completeness_follows_the_checkpoint_the_graph_needs(tmp_path: Path, half_plus_two_model: Path) -> None:
+    import shutil
+
+    model = tmp_path / "m"
+    shutil.copytree(half_plus_two_model, model)
+    assert layout.saved_model_problem(model) is None
+    data = next((model / "variables").glob("variables.data-*"))
+    data.rename(model / "variables" / "variables.data-00000-of-00002")
+    assert layout.saved_model_problem(model) == (
+        "variables/ lacks data shard 00001 of 00002 (an incomplete copy?)"
+    )
+    for path in (model / "variables").iterdir():
+        path.unlink()
+    assert "variables/ directory is empty but the graph has variables" in layout.saved_model_problem(model)
+    (model / "variables").rmdir()
+    assert layout.saved_model_problem(model) == "variables/variables.index is missing (an incomplete copy?)"
+    (model / "saved_model.pb").unlink()
+    assert layout.saved_model_problem(model) == "it has no saved_model.pb (or saved_model.pbtxt)"
+
+
+def test_an_unparsable_graph_is_left_to_the_loader(tmp_path: Path) -> None:
+    # A garbage saved_model.pb with its variables is "complete": loading it fails and the
+    # version ends with the loader's error, as in TF Serving.
+    model = _fake_saved_model(tmp_path / "m", payload=b"\xff not a protobuf")
+    assert layout.is_complete_saved_model(model)
+    (model / "variables" / "variables.index").unlink()
+    assert not layout.is_complete_saved_model(model)

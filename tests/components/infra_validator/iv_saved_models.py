@@ -6,6 +6,9 @@
 - fails_at_inference: loads fine, but its graph asserts sum(|x|) < -1, which no input satisfies.
 - no_signatures: a module with a variable and no signature at all.
 - truncated_variables: the good model with its variables data file cut short.
+- tf1_without_variables: a TF1 SavedModelBuilder export of `y` = 0.5 * sum(x) + 2 (input `x`
+  float32 [None, 4]) whose graph has no variables, so `variables/` is left empty (TF Serving
+  serves such models; they must be blessed and pushed).
 """
 
 from __future__ import annotations
@@ -91,6 +94,21 @@ def build_truncated_variables(export_dir: str | Path) -> Path:
         content = data.read_bytes()
         data.write_bytes(content[: len(content) // 3])
     return export_dir
+
+
+def build_tf1_without_variables(export_dir: str | Path) -> Path:
+    import tensorflow as tf
+
+    tf1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default(), tf1.Session(graph=graph) as session:
+        x = tf1.placeholder(tf.float32, [None, FEATURES], name="x")
+        y = tf.reduce_sum(x, axis=1) * 0.5 + 2.0
+        builder = tf1.saved_model.builder.SavedModelBuilder(str(export_dir))
+        signature = tf1.saved_model.signature_def_utils.predict_signature_def({"x": x}, {"y": y})
+        builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map={"serving_default": signature})
+        builder.save()
+    return Path(export_dir)
 
 
 BROKEN = {

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
+from serving.errors import Code, ServingError
 from serving.server import grpc_converters
 
 
@@ -22,3 +25,12 @@ def test_tensor_proto_round_trip_uses_typed_fields():
     # a single value fills the shape, as in tf.make_ndarray
     scalar_fill = tf.make_tensor_proto(7.0, shape=[2, 2])
     assert grpc_converters.tensor_proto_to_ndarray(scalar_fill).tolist() == [[7.0, 7.0], [7.0, 7.0]]
+
+
+@pytest.mark.parametrize("shape", [[2**31], [2**20, 2**20], [2**62, 2**62, 4]])
+def test_a_single_value_is_not_broadcast_over_a_huge_shape(shape):
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[1.0])
+    proto.tensor_shape.dim.extend(tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in shape)
+    with pytest.raises(ServingError, match="the limit is 2147483647") as raised:
+        grpc_converters.tensor_proto_to_ndarray(proto)
+    assert raised.value.code == Code.INVALID_ARGUMENT

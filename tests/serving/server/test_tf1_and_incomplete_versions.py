@@ -57,6 +57,16 @@ def test_tf1_saved_model_predicts_in_process(v1_model: Path):
     np.testing.assert_allclose(out["y"], [[4.0]])
 
 
+def _grpc_y(server, model_name: str, x: float) -> np.ndarray:
+    """Output `y` of a gRPC Predict with input `image` = [[x]]."""
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = model_name
+        request.inputs["image"].CopyFrom(tf.make_tensor_proto(np.array([[x]], np.float32)))
+        return tf.make_ndarray(stub.Predict(request, timeout=30).outputs["y"])
+
+
 def test_tf1_saved_model_over_rest_and_grpc(tmp_path: Path, v1_model: Path, serve):
     base = tmp_path / "v1"
     shutil.copytree(v1_model, base / "1")
@@ -71,33 +81,46 @@ def test_tf1_saved_model_over_rest_and_grpc(tmp_path: Path, v1_model: Path, serv
         )
         assert response.status_code == 200, response.text
         assert response.json() == {"outputs": [[5.0]]}
-        with grpc.insecure_channel(server.grpc_target) as channel:
-            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            request = predict_pb2.PredictRequest()
-            request.model_spec.name = "v1"
-            request.inputs["image"].CopyFrom(tf.make_tensor_proto(np.array([[10.0]], np.float32)))
-            reply = stub.Predict(request, timeout=30)
-        np.testing.assert_allclose(tf.make_ndarray(reply.outputs["y"]), [[7.0]])
+        np.testing.assert_allclose(_grpc_y(server, "v1", 10.0), [[7.0]])
 
 
-def test_tf1_model_without_variables_is_skipped_with_one_log_line(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-):
+def test_tf1_model_without_variables_is_served_with_its_empty_variables_dir(tmp_path: Path, serve):
+    """SavedModelBuilder leaves an empty variables/ for a graph without variables; TF Serving
+    serves it, and so do we: the MetaGraph says no checkpoint is needed."""
     base = tmp_path / "novars"
     version_dir = build_v1_half_plus_two(base / "1", with_variables=False)
     assert (version_dir / "variables").is_dir() and not any((version_dir / "variables").iterdir())
+    with serve(base, model_name="novars") as server:
+        response = requests.post(
+            f"{server.rest_url}/v1/models/novars:predict", json={"instances": [[2.0]]}, timeout=30
+        )
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": [[3.0]]}
+        np.testing.assert_allclose(_grpc_y(server, "novars", 6.0), [[5.0]])
+        assert "not loading" not in server.log()
+
+
+def test_tf1_model_with_variables_half_copied_is_skipped_with_one_log_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, v1_model: Path
+):
+    """The same empty variables/ is refused when the graph has variables: a copy in progress."""
+    base = tmp_path / "half"
+    version_dir = base / "1"
+    version_dir.mkdir(parents=True)
+    shutil.copy(v1_model / "saved_model.pb", version_dir / "saved_model.pb")
+    (version_dir / "variables").mkdir()
     caplog.set_level(logging.INFO, logger="serving.server.model_store")
-    store = ModelStore(single_model_config("novars", str(base)), poll_wait_seconds=0)
+    store = ModelStore(single_model_config("half", str(base)), poll_wait_seconds=0)
     store.start()
     try:
         store.poll_once()
         store.poll_once()
         # TF Serving's status semantics are kept ...
         with pytest.raises(ServingError) as raised:
-            store.get_servable("novars")
+            store.get_servable("half")
         assert raised.value.code == Code.NOT_FOUND
         with pytest.raises(ServingError) as raised:
-            store.version_status("novars")
+            store.version_status("half")
         assert raised.value.code == Code.NOT_FOUND
         assert "Could not find any versions" in raised.value.message
         # ... and the log says which directory was skipped and why, once (not on every poll).
@@ -105,12 +128,19 @@ def test_tf1_model_without_variables_is_skipped_with_one_log_line(
         assert len(skipped) == 1, [r.getMessage() for r in caplog.records]
         assert skipped[0].levelno == logging.WARNING
         assert str(version_dir) in skipped[0].getMessage()
-        assert "variables/ directory is empty" in skipped[0].getMessage()
+        assert "variables/ directory is empty but the graph has variables" in skipped[0].getMessage()
 
-        # Without the empty variables/ directory it is a complete SavedModel and is served.
-        (version_dir / "variables").rmdir()
+        # The index alone is not enough either: every data shard must be there.
+        shutil.copy(v1_model / "variables" / "variables.index", version_dir / "variables")
         store.poll_once()
-        servable = store.get_servable("novars")
+        skipped = [r.getMessage() for r in caplog.records if "not loading" in r.getMessage()]
+        assert len(skipped) == 2 and "no variables.data-* shard" in skipped[1], skipped
+
+        # Once the copy is whole it is served.
+        for data in (v1_model / "variables").glob("variables.data-*"):
+            shutil.copy(data, version_dir / "variables")
+        store.poll_once()
+        servable = store.get_servable("half")
         out = servable.run(servable.signature(""), {"image": np.array([[2.0]], np.float32)})
         np.testing.assert_allclose(out["y"], [[3.0]])
     finally:

@@ -1,0 +1,79 @@
+"""Health for orchestrators: REST /healthz and /readyz, and grpc.health.v1 with the flag."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+import requests
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from serving import layout
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def _check(server, service: str = ""):
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
+
+
+def _wait_for_check(server, status, service: str = "", timeout: float = 30.0):
+    """The health service follows model events: wait (bounded) for it to report `status`."""
+    deadline = time.monotonic() + timeout
+    while (seen := _check(server, service)) != status and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return seen
+
+
+def _wait_ready(server, timeout: float = 90.0) -> requests.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = requests.get(f"{server.rest_url}/readyz", timeout=10)
+        if response.status_code == 200 or time.monotonic() > deadline:
+            return response
+        time.sleep(0.2)
+
+
+def test_not_ready_until_a_version_is_available_then_ready_on_both_protocols(
+    tmp_path: Path, half_plus_two_model: Path, broken_model: Path, serve
+):
+    base = tmp_path / "models" / "m"
+    base.mkdir(parents=True)
+    with serve(base, model_name="m", args=["--enable_grpc_healthcheck_service"]) as server:
+        live = requests.get(f"{server.rest_url}/healthz", timeout=10)
+        assert live.status_code == 200 and live.json() == {"status": "alive"}
+        ready = requests.get(f"{server.rest_url}/readyz", timeout=10)
+        assert ready.status_code == 503
+        assert ready.json()["error"] == "not ready: model 'm' has no version yet (none found under its base path)"
+        assert _check(server) == NOT_SERVING
+        assert _check(server, "tensorflow.serving.PredictionService") == NOT_SERVING
+
+        # A version that fails to load: still not ready, and the reason says why.
+        layout.publish(broken_model, tmp_path / "models", "m")
+        deadline = time.monotonic() + 60
+        while "END" not in (reason := requests.get(f"{server.rest_url}/readyz", timeout=10).json()["error"]):
+            assert time.monotonic() < deadline, reason
+            time.sleep(0.2)
+        assert reason.startswith("not ready: model 'm' has no AVAILABLE version (version 1 END: ")
+
+        layout.publish(half_plus_two_model, tmp_path / "models", "m")
+        ready = _wait_ready(server)
+        assert ready.status_code == 200 and ready.json() == {"status": "ready"}
+        assert _wait_for_check(server, SERVING) == SERVING
+        assert _check(server, "tensorflow.serving.PredictionService") == SERVING
+        # Unknown services are NOT_FOUND, as the standard servicer answers.
+        with pytest.raises(grpc.RpcError) as raised:
+            _check(server, "no.such.Service")
+        assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_grpc_health_is_off_without_the_flag_and_rest_health_is_always_on(half_plus_two_server):
+    with pytest.raises(grpc.RpcError) as raised:
+        _check(half_plus_two_server)
+    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert requests.get(f"{half_plus_two_server.rest_url}/readyz", timeout=10).json() == {"status": "ready"}
+    assert requests.head(f"{half_plus_two_server.rest_url}/healthz", timeout=10).status_code == 200
