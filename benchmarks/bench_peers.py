@@ -223,7 +223,6 @@ def prepare_model(model: Model) -> None:
     """Reference answers, request files for every wire format, the frozen graph, the model base dir."""
     import numpy as np
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
     from tensorflow_serving.apis import predict_pb2
 
     model.work.mkdir(parents=True)
@@ -256,15 +255,38 @@ def prepare_model(model: Model) -> None:
     base.mkdir()
     os.symlink(model.version_dir.resolve(), base / "1")
     model.files["base"] = base
-    # TFServe loads only a frozen GraphDef: variables folded into constants.
-    frozen = convert_variables_to_constants_v2(signature)
-    (model.work / "frozen.pb").write_bytes(frozen.graph.as_graph_def().SerializeToString())
-    # Both list outputs in tf.nest's order of the signature's output dict: its sorted keys.
-    outputs = {name: tensor.name for name, tensor in zip(sorted(signature.structured_outputs), frozen.outputs)}
-    (model.work / "frozen.json").write_text(json.dumps({"input": frozen.inputs[0].name, "outputs": outputs}))
+    freeze_numeric_outputs(signature, model.input_name, spec, model.work)
     model.files["frozen"] = model.work / "frozen.pb"
     (model.work / "batching.pbtxt").write_text(BATCHING_PARAMETERS)
     model.files["batching"] = model.work / "batching.pbtxt"
+
+
+def freeze_numeric_outputs(signature: Any, input_name: str, spec: Any, work: Path) -> None:
+    """`frozen.pb` + `frozen.json` for TFServe, which loads only a GraphDef: variables folded into
+    constants, string outputs left out (a lookup table cannot be frozen), then pruned to what the
+    numeric outputs need. Control edges are dropped first: tf.function ties every output to every
+    stateful op (the table lookup) by them, and an inference graph has no state to order."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    keep = sorted(k for k, v in signature.structured_outputs.items() if v.dtype != tf.string)
+
+    @tf.function(input_signature=[tf.TensorSpec(spec.shape, spec.dtype, name=input_name)])
+    def numeric(tensor: tf.Tensor) -> dict[str, tf.Tensor]:
+        outputs = signature(**{input_name: tensor})
+        return {name: outputs[name] for name in keep}
+
+    frozen = convert_variables_to_constants_v2(numeric.get_concrete_function(), aggressive_inlining=True)
+    graph_def = frozen.graph.as_graph_def()
+    for node in graph_def.node:
+        inputs = [name for name in node.input if not name.startswith("^")]
+        del node.input[:]
+        node.input.extend(inputs)
+    pruned = tf.compat.v1.graph_util.extract_sub_graph(graph_def, [t.name.split(":")[0] for t in frozen.outputs])
+    (work / "frozen.pb").write_bytes(pruned.SerializeToString())
+    # frozen.outputs follow tf.nest's order of the output dict: its sorted keys.
+    (work / "frozen.json").write_text(json.dumps({"input": frozen.inputs[0].name,
+                                                 "outputs": {k: t.name for k, t in zip(keep, frozen.outputs)}}))
 
 
 def _plain(array: Any) -> Any:

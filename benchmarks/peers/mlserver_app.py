@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 from mlserver import MLModel
 from mlserver.codecs import NumpyCodec
 from mlserver.types import InferenceRequest, InferenceResponse
@@ -22,7 +21,11 @@ class SavedModelRuntime(MLModel):
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         outputs = self.signature(NumpyCodec.decode_input(payload.inputs[0]))
-        return InferenceResponse(
-            model_name=self.name, id=payload.id,
-            outputs=[NumpyCodec.encode_output(name, value) for name, value in outputs.items()
-                     if value.dtype.kind not in "SO" and value.dtype != np.object_])
+        encoded = []
+        for name, value in outputs.items():
+            if value.dtype.kind in "SO":
+                continue  # V2 BYTES outputs are left out: the numeric outputs are compared
+            output = NumpyCodec.encode_output(name, value)
+            output.shape = list(value.shape)  # the codec reports a 1-D output as [n, 1]
+            encoded.append(output)
+        return InferenceResponse(model_name=self.name, id=payload.id, outputs=encoded)
