@@ -32,6 +32,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -42,8 +43,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from bench_serving import _free_port, _percentiles, build_cifar_cnn, newest_pushed_model
 
@@ -140,7 +142,7 @@ def compare_outputs(expected: dict[str, Any], got: dict[str, Any]) -> str | None
 
 def summarize(samples: list[float]) -> dict[str, float]:
     """Median and range of one number over the rounds."""
-    finite = [s for s in samples if s == s]
+    finite = [s for s in samples if not math.isnan(s)]
     if not finite:
         return {"median": float("nan"), "min": float("nan"), "max": float("nan")}
     return {"median": statistics.median(finite), "min": min(finite), "max": max(finite)}
@@ -153,17 +155,17 @@ def summarize(samples: list[float]) -> dict[str, float]:
 def peer_python() -> str:
     """Python 3.11 for the peers: pyenv's newest 3.11.x, else `python3` if it is 3.11."""
     if shutil.which("pyenv"):
-        versions = subprocess.run(["pyenv", "versions", "--bare"], capture_output=True, text=True).stdout.split()
+        versions = subprocess.run(check=False, args=["pyenv", "versions", "--bare"], capture_output=True, text=True).stdout.split()
         elevens = sorted((v for v in versions if v.startswith("3.11.")), key=lambda v: [int(p) for p in v.split(".")
                                                                                        if p.isdigit()])
         if elevens:
-            found = subprocess.run(["pyenv", "which", "python"], capture_output=True, text=True,
+            found = subprocess.run(check=False, args=["pyenv", "which", "python"], capture_output=True, text=True,
                                    env={**os.environ, "PYENV_VERSION": elevens[-1]})
             if found.returncode == 0:
                 return found.stdout.strip()
     python3 = shutil.which("python3")
     if python3:
-        version = subprocess.run([python3, "-c", "import sys; print(sys.version_info[:2] == (3, 11))"],
+        version = subprocess.run(check=False, args=[python3, "-c", "import sys; print(sys.version_info[:2] == (3, 11))"],
                                  capture_output=True, text=True).stdout.strip()
         if version == "True":
             return python3
@@ -198,7 +200,7 @@ def ensure_venv(peer: str, python: str) -> Path:
         commands.insert(0, [python, "-m", "venv", str(venv)])
     with open(home / "install.log", "wb") as log:
         for command in commands:
-            if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
+            if subprocess.run(check=False, args=command, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
                 raise SystemExit(f"[setup] {peer}: `{' '.join(command)}` failed; see {home / 'install.log'}")
     stamp.write_text(json.dumps(wanted) + "\n")
     print(f"[setup] {peer}: ready in {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
@@ -267,7 +269,9 @@ def freeze_numeric_outputs(signature: Any, input_name: str, spec: Any, work: Pat
     numeric outputs need. Control edges are dropped first: tf.function ties every output to every
     stateful op (the table lookup) by them, and an inference graph has no state to order."""
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
 
     keep = sorted(k for k, v in signature.structured_outputs.items() if v.dtype != tf.string)
 
@@ -396,7 +400,7 @@ def server_spec(name: str, model: Model, venvs: dict[str, Path]) -> Server:
 
 
 def _run_checked(command: list[str], cwd: Path = REPO) -> str:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True,
+    result = subprocess.run(check=False, args=command, cwd=cwd, capture_output=True, text=True,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     if result.returncode != 0:
         raise SystemExit(f"`{' '.join(command)}` failed ({result.returncode}):\n{result.stderr[-3000:]}")
@@ -416,7 +420,7 @@ def ask(endpoint: Endpoint, model: Model, venvs: dict[str, Path], rows: int = CH
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return outputs_from_json(json.loads(response.read()))
     if endpoint.payload == "v2_grpc":
-        result = subprocess.run([str(venvs["kserve"] / "bin" / "python"), str(PEERS_DIR / "kserve_app.py"),
+        result = subprocess.run(check=False, args=[str(venvs["kserve"] / "bin" / "python"), str(PEERS_DIR / "kserve_app.py"),
                                  "grpc-call", endpoint.address, str(model.files[f"v2_grpc_{rows}"])],
                                 cwd=PEERS_DIR, capture_output=True, text=True, timeout=timeout + 30)
         if result.returncode != 0:
@@ -500,7 +504,7 @@ class LoadGenerators:
         for seconds in (warmup, duration):
             command = [*self.prefix, "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s",
                        "--timeout", "10s", "-s", str(self.lua), url]
-            result = subprocess.run(command, capture_output=True, text=True, env=env)
+            result = subprocess.run(check=False, args=command, capture_output=True, text=True, env=env)
             if result.returncode != 0:
                 raise SystemExit(f"wrk failed: {' '.join(command)}\n{result.stderr[-2000:]}")
             results.append(parse_wrk(result.stdout))
@@ -684,8 +688,8 @@ def format_table(result: dict[str, Any]) -> str:
     best_peer = {kind: max((r for r in rows if r["server"] in PEER_SERVERS and r["kind"] == kind),
                            key=lambda r: r["c16"]["rps"]["median"], default=None) for kind in ("rest", "grpc")}
     lines = [f"### {result['model']}", "",
-             "| server | protocol | p50 c1 ms | p99 c1 ms | req/s c16 | p99 c16 ms | req/s c64 | p99 c64 ms "
-             "| errors | RSS MB | ready s | c16 x naive | c16 x best peer |",
+             ("| server | protocol | p50 c1 ms | p99 c1 ms | req/s c16 | p99 c16 ms | req/s c64 | p99 c64 ms "
+              "| errors | RSS MB | ready s | c16 x naive | c16 x best peer |"),
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         c16 = r["c16"]["rps"]["median"]

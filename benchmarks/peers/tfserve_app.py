@@ -18,19 +18,20 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
 tf.compat.v1.disable_eager_execution()
 sys.modules["tensorflow"] = tf.compat.v1  # the shim: tfserve sees TF1's API
 
-from tfserve import TFServeApp  # noqa: E402
+from tfserve import TFServeApp
 
 PREFIX = "import/"  # tf.import_graph_def's default name scope, which TFServe's loader keeps
 
 
 def main(frozen_pb: str, spec_json: str, port: str) -> None:
-    spec = json.loads(open(spec_json).read())
+    with open(spec_json) as file:
+        spec = json.load(file)
     names = list(spec["outputs"])
     tensors = [PREFIX + spec["outputs"][name] for name in names]
     input_tensor = PREFIX + spec["input"]
