@@ -24,7 +24,7 @@ import tensorflow as tf
 tf.compat.v1.disable_eager_execution()
 sys.modules["tensorflow"] = tf.compat.v1  # the shim: tfserve sees TF1's API
 
-from tfserve import TFServeApp
+from tfserve import TFServeApp  # noqa: E402 - must follow the TF1 shim above
 
 PREFIX = "import/"  # tf.import_graph_def's default name scope, which TFServe's loader keeps
 
