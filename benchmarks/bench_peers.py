@@ -47,7 +47,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench_serving import _free_port, _percentiles, build_cifar_cnn, newest_pushed_model
+from bench_serving import _percentiles, build_cifar_cnn, newest_pushed_model
+from serving.process import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 PEERS_DIR = REPO / "benchmarks" / "peers"
@@ -338,7 +339,7 @@ class Server:
 
 def server_spec(name: str, model: Model, venvs: dict[str, Path]) -> Server:
     """The command line, environment and endpoints of server `name` for `model`."""
-    port, grpc_port = _free_port(), _free_port()
+    port, grpc_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     project_python = sys.executable
     peers_path = {"PYTHONPATH": str(PEERS_DIR)}
@@ -385,7 +386,7 @@ def server_spec(name: str, model: Model, venvs: dict[str, Path]) -> Server:
         settings = model.work / "mlserver"
         settings.mkdir(exist_ok=True)
         (settings / "settings.json").write_text(json.dumps({
-            "host": "127.0.0.1", "http_port": port, "grpc_port": grpc_port, "metrics_port": _free_port()}))
+            "host": "127.0.0.1", "http_port": port, "grpc_port": grpc_port, "metrics_port": free_port()}))
         (settings / "model-settings.json").write_text(json.dumps({
             "name": MODEL_NAME, "implementation": "mlserver_app.SavedModelRuntime",
             "parameters": {"uri": str(model.version_dir)}}))
