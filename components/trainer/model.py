@@ -157,9 +157,8 @@ def label_names(values: set, label_key: str) -> list[str]:
         ids = sorted(float(v) for v in values if not np.isnan(v))
         bad = [v for v in ids if v < 0 or v != int(v)]
         if bad or not ids:
-            raise TrainingDataError(
-                f"label column {label_key!r} has value {bad[0] if bad else 'none'}: expected class ids 0..K-1 or class names"
-            )
+            kind = "no value" if not bad else f"negative value {bad[0]:g}" if bad[0] < 0 else f"value {bad[0]:g}"
+            raise TrainingDataError(f"label column {label_key!r} has {kind}: expected class ids 0..K-1 or class names")
         names = [str(i) for i in range(int(ids[-1]) + 1)]
     if len(names) < 2:
         raise TrainingDataError(f"label column {label_key!r} has {len(names)} class(es): expected two or more")

@@ -189,7 +189,7 @@ def test_tabular_columns_take_int_or_string_labels_and_refuse_decimals(tmp_path:
 def test_label_names_from_values() -> None:
     assert model.label_names({b"virginica", b"setosa"}, "species") == ["setosa", "virginica"]
     assert model.label_names({0.0, 2.0}, "label") == ["0", "1", "2"]
-    with pytest.raises(model.TrainingDataError, match="label column 'label' has value -1.0"):
+    with pytest.raises(model.TrainingDataError, match="label column 'label' has negative value -1: expected class ids"):
         model.label_names({-1.0, 1.0}, "label")
     with pytest.raises(model.TrainingDataError, match="has 1 class"):
         model.label_names({b"setosa"}, "species")
