@@ -87,8 +87,10 @@ def test_failed_run_report_names_the_component_and_why(tmp_path: Path, iris_csv:
     facts = _facts(path.read_text())
     assert facts["nodes"]["Trainer"] == "failed" and facts["nodes"]["ExampleGen"] == "ran"
     assert "Evaluator" not in facts["nodes"] and "Pusher" not in facts["nodes"]
-    assert "The run failed in Trainer: nothing was pushed. Trainer failed: label column" in facts["story"]
-    assert "has negative value -1" in facts["story"]
+    # The Trainer names the module whose run_fn raised, then the module's own message.
+    assert "The run failed in Trainer: nothing was pushed. Trainer failed: module file" in facts["story"]
+    assert "components/trainer/model.py" in facts["story"]
+    assert "run_fn raised TrainingDataError: label column &#x27;label&#x27; has negative value -1" in path.read_text()
     negatives = sum(int(b.rsplit(": ", 1)[1]) for b in facts["bars"] if b.startswith("-1 "))
     assert negatives == len(range(0, len(lines) - 1, 7))
 
