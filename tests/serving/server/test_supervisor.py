@@ -110,7 +110,7 @@ def test_port_taken_is_an_error_before_any_process_starts(tmp_path: Path, half_p
     import subprocess
     import sys
 
-    repo_root = Path(__file__).resolve().parents[2]
+    repo_root = Path(__file__).resolve().parents[3]
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     base = tmp_path / "half_plus_two"
     shutil.copytree(half_plus_two_model, base / "1")
