@@ -244,6 +244,7 @@ def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
     ends without error (after fsync), removed otherwise: readers see the old file or the whole new one."""
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(handle, 0o644)  # mkstemp's 0600 would hide the file from a server run as another user
         with os.fdopen(handle, "wb") as out:
             yield out
             out.flush()
