@@ -472,11 +472,11 @@ def _push_parser() -> argparse.ArgumentParser:
     parser.add_argument("model", help="SavedModel directory, .keras or .h5 file, or TF1 frozen GraphDef .pb")
     _common(parser)
     parser.add_argument(
-        "--input-tensors", action="append", default=[],
+        "--input-tensors", action="append", default=[], metavar="NAMES",
         help="frozen graph only: input tensor names, comma separated or repeated (default: its Placeholders)",
     )
     parser.add_argument(
-        "--output-tensors", action="append", default=[],
+        "--output-tensors", action="append", default=[], metavar="NAMES",
         help="frozen graph only: output tensor names (default: its one sink, see python -m serving.inspect)",
     )
     parser.add_argument("--label", choices=LABELS, help="point this version label at the new version")
