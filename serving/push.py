@@ -179,7 +179,7 @@ def saved_model_dir(
     """Yields a SavedModel directory for `model`: itself, or a temporary conversion of a Keras
     file or a frozen graph (`input_tensors` / `output_tensors` name its tensors; frozen graphs only)."""
     path = Path(model)
-    if (input_tensors or output_tensors) and not (path.is_file() and path.suffix == ".pb"):
+    if (input_tensors or output_tensors) and (path.suffix != ".pb" or path.is_dir()):
         raise PushError(f"--input-tensors / --output-tensors apply to a frozen GraphDef .pb file only, not {path}")
     if path.is_file() and path.suffix == ".pb":
         if path.name == "saved_model.pb":
