@@ -6,7 +6,7 @@ and the error mapping. `RestApi.handle_async` is the same for the event loop: a 
 is parsed and answered on the loop thread and only its signature call leaves it (to a worker
 thread, or as the batcher's future); everything else runs `handle` in a worker thread. The
 aiohttp part only reads the body (size limit, gzip) and applies the deadline. With
-`raw_images=True` (`--enable_raw_image_api`) it also answers the `:classify_image` extension
+`image_api=True` (`--enable_raw_image_api`) it also answers the `:classify_image` extension
 (`serving.server.raw_images`); off, that URL is malformed, as in TF Serving.
 """
 
@@ -104,12 +104,12 @@ class Route:
     label: str | None
 
 
-def parse_route(method: str, path: str, *, raw_images: bool = False) -> Route:
+def parse_route(method: str, path: str, *, image_api: bool = False) -> Route:
     """The API, model and version or label a request URL names; INVALID_ARGUMENT otherwise.
-    `raw_images` also accepts the `:classify_image` extension."""
+    `image_api` also accepts the `:classify_image` extension."""
     regex = _POST_RE if method == "POST" else _GET_RE if method == "GET" else None
     match = regex.fullmatch(path) if regex is not None else None
-    if match is None and raw_images and method == "POST":
+    if match is None and image_api and method == "POST":
         match = _IMAGE_RE.fullmatch(path)
     if match is None:
         raise invalid(f"Malformed request: {method} {path}")
@@ -139,14 +139,14 @@ class RestApi:
     loop (see the module docstring). Both parse the URL with `parse_route` and go through
     `_exchange`, the one place that answers errors and records metrics."""
 
-    def __init__(self, core: ServingCore, observe: Observer | None = None, *, raw_images: bool = False) -> None:
+    def __init__(self, core: ServingCore, observe: Observer | None = None, *, image_api: bool = False) -> None:
         self.core = core
         self._observe = observe
-        self.raw_images = raw_images
+        self.image_api = image_api
 
     def handle(self, method: str, path: str, body: bytes, query: str = "") -> RestResponse:
         with self._exchange(method, path) as exchange:
-            route = exchange.route = parse_route(method, path, raw_images=self.raw_images)
+            route = exchange.route = parse_route(method, path, image_api=self.image_api)
             if route.api == raw_images.API:
                 servable = self.core.store.get_servable(route.model, route.version, route.label)
                 answer = raw_images.classify_image(self.core, servable, body, raw_images.top_k_from_query(query))

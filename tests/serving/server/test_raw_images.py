@@ -77,9 +77,9 @@ def test_flag_is_off_by_default_and_the_url_is_then_malformed_as_in_tf_serving()
         parse_route("POST", "/v1/models/m:classify_image")
     assert caught.value.code == Code.INVALID_ARGUMENT
     assert caught.value.message == "Malformed request: POST /v1/models/m:classify_image"
-    route = parse_route("POST", "/v1/models/m/labels/stable:classify_image", raw_images=True)
+    route = parse_route("POST", "/v1/models/m/labels/stable:classify_image", image_api=True)
     assert (route.api, route.model, route.version, route.label) == ("classify_image", "m", None, "stable")
-    assert parse_route("POST", "/v1/models/m:predict", raw_images=True).api == "predict"
+    assert parse_route("POST", "/v1/models/m:predict", image_api=True).api == "predict"
 
 
 @pytest.mark.parametrize("query, want", [("", 5), ("top_k=2", 2), ("a=1&top_k=10", 10)])
