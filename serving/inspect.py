@@ -251,7 +251,10 @@ def frozen_graph_io(graph_def: Any) -> tuple[tuple[TensorDesc, ...], tuple[Tenso
 
 def inspect_frozen_graph(path: str | os.PathLike[str]) -> FrozenGraphReport:
     graph_def = read_graph_def(path)
-    inputs, outputs = frozen_graph_io(graph_def)
+    try:
+        inputs, outputs = frozen_graph_io(graph_def)
+    except InspectError as error:
+        raise InspectError(f"{path}: {error}", error.exit_code) from None
     return FrozenGraphReport(str(path), len(graph_def.node), inputs, outputs)
 
 

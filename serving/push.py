@@ -137,9 +137,6 @@ def choose_frozen_graph_tensors(
         if len(set(keys)) != len(keys):
             raise PushError(f"{kind} tensors {names} give clashing signature keys {keys}: pass fewer or other tensors")
         chosen.append(names)
-    clash = set(map(signature_key, chosen[0])) & set(map(signature_key, chosen[1]))
-    if clash:
-        raise PushError(f"tensors {sorted(clash)} would be both an input and an output: pass other output tensors")
     return chosen[0], chosen[1]
 
 
@@ -152,9 +149,9 @@ def _wrap_frozen_graph(
     tf1 = tf.compat.v1
     try:
         graph_def = inspect.read_graph_def(path)
+        inputs, outputs = choose_frozen_graph_tensors(graph_def, input_tensors, output_tensors)
     except inspect.InspectError as error:
-        raise PushError(str(error)) from None
-    inputs, outputs = choose_frozen_graph_tensors(graph_def, input_tensors, output_tensors)
+        raise PushError(f"{path}: {error}" if str(path) not in str(error) else str(error)) from None
     graph = tf.Graph()
     with graph.as_default():
         tf1.import_graph_def(graph_def, name="")

@@ -128,3 +128,21 @@ def test_broken_saved_model_is_named(broken_model: Path, capsys):
     assert inspect.main([str(broken_model)]) == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "is not a valid SavedModel protobuf" in line
+
+
+def test_graph_with_an_unknown_op_is_named_by_inspect_and_refused_by_push(tmp_path: Path, capsys):
+    from tensorflow.core.framework import graph_pb2
+
+    from serving import push
+
+    graph_def = graph_pb2.GraphDef()
+    graph_def.node.add(name="a", op="NoSuchOp")
+    path = tmp_path / "custom_op.pb"
+    path.write_bytes(graph_def.SerializeToString())
+    assert inspect.main([str(path)]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"inspect: {path}: the GraphDef does not import: Op type not registered 'NoSuchOp'")
+    serving_dir = tmp_path / "serving"
+    assert push.main([str(path), "--serving-dir", str(serving_dir), "--model-name", "m"]) == push.EXIT_REFUSED
+    assert "the GraphDef does not import" in capsys.readouterr().err
+    assert not serving_dir.exists()
