@@ -1,4 +1,4 @@
-"""serving.images: PNG/JPEG bytes checked and decoded to resized pixels."""
+"""serving.images (serving/images.py; test_images.py is the client's): PNG/JPEG bytes checked and decoded to resized pixels."""
 
 from __future__ import annotations
 
