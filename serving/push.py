@@ -1,16 +1,27 @@
 """Push a model trained elsewhere as the next version of a served model, or roll back.
 
     python -m serving.push MODEL --serving-dir DIR --model-name NAME [--label stable|canary]
+    python -m serving.push frozen.pb [--input-tensors x:0] [--output-tensors probs:0] --serving-dir DIR --model-name NAME
     python -m serving.push rollback --serving-dir DIR --model-name NAME --to VERSION [--label stable|canary]
+    python -m serving.push export --serving-dir DIR --model-name NAME [--version N] [--output model.tar.gz]
 
-MODEL is a SavedModel directory, a `.keras` file or a legacy `.h5` file (as seed 000 saves); Keras
-files are converted to a SavedModel in a temporary directory first. The model is validated as the
+MODEL is a SavedModel directory, a `.keras` file or a legacy `.h5` file (as seed 000 saves), or a
+TF1 frozen GraphDef `.pb` (seed 004); Keras files are converted to a SavedModel in a temporary
+directory first, a frozen graph is wrapped into one (graph import + SavedModelBuilder) with a
+`serving_default` predict signature over its input and output tensors: the names given, else the
+guess of `python -m serving.inspect` (Placeholders in, the one sink out; refused when there is
+no single sink). Signature keys are the tensor names with `/` and other non-word characters
+as `_` and `:0` dropped (`input/x:0` -> `input_x`). The model is validated as the
 InfraValidator validates (`serving.validate`): it must load in a real model-server process
 (`tensorflow_model_server` if on PATH, else `python -m serving.server`) and answer a request built
 from its signatures' inputs. Only then is it published with `serving.layout.publish`: copied aside
 and renamed into `<DIR>/<NAME>/<next integer version>`, so a server polling DIR picks it up without
 a restart and never sees half a model. A model that fails is refused with the reason (exit code 1)
 and DIR is left untouched.
+
+`export` writes one served version as a gzipped tarball holding `<NAME>/<VERSION>/saved_model.pb,
+variables/, assets/...` (owner root), written aside and renamed into place: untar it into a
+directory and point TF Serving's `--model_base_path` at `<that dir>/<NAME>`.
 
 Labels live in a TF Serving model config file (`<DIR>/models.config` unless --config-file), the
 text ModelServerConfig that `--model_config_file` reads (with
@@ -27,14 +38,17 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import shutil
 import sys
+import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import IO, Iterator, Mapping, Sequence
 
-from serving import layout, validate
+from serving import inspect, layout, validate
+from serving.saved_model import DEFAULT_SIGNATURE, SERVING_TAG
 
 logger = logging.getLogger(__name__)
 
@@ -80,19 +94,110 @@ def _convert_keras_file(path: Path, out_dir: Path) -> None:
     raise PushError(f"{path} could not be loaded as a Keras model ({'; '.join(errors)})")
 
 
+def _tensor_name(name: str) -> str:
+    return name if ":" in name else f"{name}:0"
+
+
+def signature_key(tensor_name: str) -> str:
+    """The signature key of a graph tensor: `input/x:0` -> `input_x`, `split:1` -> `split_1`."""
+    op, _, index = _tensor_name(tensor_name).partition(":")
+    key = re.sub(r"[^A-Za-z0-9_]", "_", op)
+    return key if index == "0" else f"{key}_{index}"
+
+
+def choose_frozen_graph_tensors(
+    graph_def, input_tensors: Sequence[str] = (), output_tensors: Sequence[str] = ()
+) -> tuple[list[str], list[str]]:
+    """(inputs, outputs) tensor names to serve: those given (checked), else inspect's guess.
+
+    The guess takes every Placeholder as an input and the one sink tensor as the output; no
+    Placeholder, or no single sink, is refused with the candidates named.
+    """
+    guessed_inputs, guessed_outputs = inspect.frozen_graph_io(graph_def)
+    ops = {node.name for node in graph_def.node}
+    chosen = []
+    for given, guessed, kind, flag in (
+        (input_tensors, guessed_inputs, "input", "--input-tensors"),
+        (output_tensors, guessed_outputs, "output", "--output-tensors"),
+    ):
+        names = [_tensor_name(name) for name in given]
+        for name in names:
+            if name.partition(":")[0] not in ops:
+                raise PushError(f"{kind} tensor {name!r} is not in the graph: expected an op name with an "
+                                f"optional :index (likely {kind}s: {', '.join(t.tensor for t in guessed) or 'none'})")
+        if not names:
+            candidates = [t.tensor for t in guessed]
+            if not candidates or (kind == "output" and len(candidates) > 1):
+                raise PushError(
+                    f"cannot guess the graph's {kind} tensors (candidates: {', '.join(candidates) or 'none'}): "
+                    f"pass {flag} NAME[,NAME...]"
+                )
+            names = candidates
+        keys = [signature_key(name) for name in names]
+        if len(set(keys)) != len(keys):
+            raise PushError(f"{kind} tensors {names} give clashing signature keys {keys}: pass fewer or other tensors")
+        chosen.append(names)
+    return chosen[0], chosen[1]
+
+
+def _wrap_frozen_graph(
+    path: Path, out_dir: Path, input_tensors: Sequence[str], output_tensors: Sequence[str]
+) -> None:
+    """Wraps a TF1 frozen GraphDef into a SavedModel with a `serving_default` predict signature."""
+    import tensorflow as tf
+
+    tf1 = tf.compat.v1
+    try:
+        graph_def = inspect.read_graph_def(path)
+        inputs, outputs = choose_frozen_graph_tensors(graph_def, input_tensors, output_tensors)
+    except inspect.InspectError as error:
+        raise PushError(f"{path}: {error}" if str(path) not in str(error) else str(error)) from None
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.import_graph_def(graph_def, name="")
+        try:
+            tensors = [{signature_key(n): graph.get_tensor_by_name(n) for n in names} for names in (inputs, outputs)]
+        except (KeyError, ValueError) as error:
+            raise PushError(f"{path}: {error}") from None
+        signature = tf1.saved_model.signature_def_utils.predict_signature_def(*tensors)
+        with tf1.Session(graph=graph) as session:
+            builder = tf1.saved_model.builder.SavedModelBuilder(str(out_dir))
+            builder.add_meta_graph_and_variables(
+                session, [SERVING_TAG], signature_def_map={DEFAULT_SIGNATURE: signature}, strip_default_attrs=True
+            )
+            builder.save()
+    logger.info("wrapped %s: inputs %s, outputs %s", path, inputs, outputs)
+
+
 @contextlib.contextmanager
-def saved_model_dir(model: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yields a SavedModel directory for `model`: itself, or a temporary conversion of a Keras file."""
+def saved_model_dir(
+    model: str | os.PathLike[str], *, input_tensors: Sequence[str] = (), output_tensors: Sequence[str] = ()
+) -> Iterator[Path]:
+    """Yields a SavedModel directory for `model`: itself, or a temporary conversion of a Keras
+    file or a frozen graph (`input_tensors` / `output_tensors` name its tensors; frozen graphs only)."""
     path = Path(model)
+    if (input_tensors or output_tensors) and (path.suffix != ".pb" or path.is_dir()):
+        raise PushError(f"--input-tensors / --output-tensors apply to a frozen GraphDef .pb file only, not {path}")
+    if path.is_file() and path.suffix == ".pb":
+        if path.name == "saved_model.pb":
+            raise PushError(f"{path} is a SavedModel's graph: pass its directory {path.parent}")
+        with tempfile.TemporaryDirectory(prefix="push-convert-") as scratch:
+            out_dir = Path(scratch, "saved_model")
+            logger.info("wrapping frozen graph %s into a SavedModel in %s", path, out_dir)
+            _wrap_frozen_graph(path, out_dir, input_tensors, output_tensors)
+            yield out_dir
+        return
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
             raise PushError(f"{path} is a directory but not a SavedModel: expected saved_model.pb in it")
         yield path
         return
     if not path.is_file():
-        raise PushError(f"{path} does not exist: expected a SavedModel directory, a .keras or a .h5 file")
+        raise PushError(
+            f"{path} does not exist: expected a SavedModel directory, a .keras or .h5 file, or a frozen graph .pb"
+        )
     if path.suffix not in (".h5", ".hdf5", ".keras"):
-        raise PushError(f"{path} is not a SavedModel directory, a .keras or a .h5 file")
+        raise PushError(f"{path} is not a SavedModel directory, a .keras or .h5 file, or a frozen graph .pb")
     with tempfile.TemporaryDirectory(prefix="push-convert-") as scratch:
         out_dir = Path(scratch, "saved_model")
         logger.info("converting %s to a SavedModel in %s", path, out_dir)
@@ -130,11 +235,15 @@ def read_model_config(config_path: str | os.PathLike[str]):
     return config
 
 
-def _write_atomically(path: Path, text: str) -> None:
+@contextlib.contextmanager
+def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
+    """A binary handle on a hidden temporary file beside `path`, renamed to `path` when the block
+    ends without error (after fsync), removed otherwise: readers see the old file or the whole new one."""
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
+        os.fchmod(handle, 0o644)  # mkstemp's 0600 would hide the file from a server run as another user
+        with os.fdopen(handle, "wb") as out:
+            yield out
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, path)
@@ -142,6 +251,11 @@ def _write_atomically(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    with _atomic_file(path) as out:
+        out.write(text.encode())
 
 
 def update_model_config(
@@ -217,9 +331,12 @@ def push_model(
     server: str = validate.SERVER_AUTO,
     signature_names: Sequence[str] = (),
     max_loading_seconds: float = 120.0,
+    input_tensors: Sequence[str] = (),
+    output_tensors: Sequence[str] = (),
 ) -> PushResult:
     """Validates `model` in a model server and publishes it as the next version.
 
+    `input_tensors` / `output_tensors` name a frozen graph's tensors (default: inspect's guess).
     Raises PushError (the serving directory untouched) when the model cannot be read or fails
     validation.
     """
@@ -227,7 +344,7 @@ def push_model(
     if label is not None and label not in LABELS:
         raise PushError(f"label {label!r} is not one of {', '.join(LABELS)}")
     config_path = Path(config_file) if config_file else Path(serving_dir) / CONFIG_FILE_NAME
-    with saved_model_dir(model) as source:
+    with saved_model_dir(model, input_tensors=input_tensors, output_tensors=output_tensors) as source:
         report = validate.validate_saved_model(
             source,
             model_name=model_name,
@@ -288,6 +405,57 @@ def rollback(
     return RollbackResult(to_version, published.version, None, str(config_path) if written else None)
 
 
+@dataclass(frozen=True)
+class ExportResult:
+    version: int
+    path: str
+    size_bytes: int
+    files: int
+
+
+def _as_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
+def export_version(
+    serving_dir: str | os.PathLike[str],
+    model_name: str,
+    output: str | os.PathLike[str],
+    *,
+    version: int | None = None,
+) -> ExportResult:
+    """Writes `version` (default: the latest) of `model_name` as a gzipped tarball at `output`.
+
+    Inside: `<model_name>/<version>/` with everything the version holds, so untarring it into a
+    directory gives TF Serving a model base path. Written aside and renamed: `output` is either
+    the old file (or absent) or the whole new tarball.
+    """
+    layout.check_model_name(model_name)
+    model_dir = Path(serving_dir) / model_name
+    versions = layout.list_versions(model_dir)
+    if not versions:
+        raise PushError(f"{model_dir} holds no versions of {model_name!r}: nothing to export")
+    version = versions[-1] if version is None else version
+    if version not in versions:
+        raise PushError(f"version {version} of {model_name!r} is not in {model_dir}; it has {versions}")
+    source = next(child for child in sorted(model_dir.iterdir()) if layout.parse_version(child.name) == version)
+    problem = layout.saved_model_problem(source)
+    if problem is not None:
+        raise PushError(f"{source} is not a complete SavedModel ({problem}); export another version")
+    target = Path(output)
+    if target.is_dir():
+        raise PushError(f"{target} is a directory: expected a file name such as {target / 'model.tar.gz'}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _atomic_file(target) as out:
+        with tarfile.open(fileobj=out, mode="w:gz") as tar:
+            tar.add(source, arcname=f"{model_name}/{version}", filter=_as_root)
+            files = sum(1 for member in tar.getmembers() if member.isfile())
+    logger.info("exported %s as %s (%d files)", source, target, files)
+    return ExportResult(version=version, path=str(target), size_bytes=target.stat().st_size, files=files)
+
+
 # --------------------------------------------------------------------------------------------
 # CLI.
 
@@ -296,10 +464,18 @@ def _push_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m serving.push",
         description="Validate a model in a model server, then publish it as the next version. "
-        "See also: python -m serving.push rollback --help",
+        "See also: python -m serving.push rollback --help, python -m serving.push export --help",
     )
-    parser.add_argument("model", help="SavedModel directory, .keras or .h5 file")
+    parser.add_argument("model", help="SavedModel directory, .keras or .h5 file, or TF1 frozen GraphDef .pb")
     _common(parser)
+    parser.add_argument(
+        "--input-tensors", action="append", default=[], metavar="NAMES",
+        help="frozen graph only: input tensor names, comma separated or repeated (default: its Placeholders)",
+    )
+    parser.add_argument(
+        "--output-tensors", action="append", default=[], metavar="NAMES",
+        help="frozen graph only: output tensor names (default: its one sink, see python -m serving.inspect)",
+    )
     parser.add_argument("--label", choices=LABELS, help="point this version label at the new version")
     parser.add_argument(
         "--server", choices=validate.SERVER_CHOICES, default=validate.SERVER_AUTO,
@@ -325,25 +501,47 @@ def _rollback_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.push export",
+        description="Write a served version as a .tar.gz holding <model-name>/<version>/saved_model.pb, "
+        "variables/, ... (untar it and point --model_base_path at <dir>/<model-name>).",
+    )
+    _common(parser, config=False)
+    parser.add_argument("--version", type=int, help="the version to export (default: the latest)")
+    parser.add_argument("--output", default="model.tar.gz", help="tarball to write (default model.tar.gz)")
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser, config: bool = True) -> None:
     parser.add_argument("--serving-dir", required=True, help="directory holding <model-name>/<version>/")
     parser.add_argument("--model-name", required=True, help="the served model's name")
-    parser.add_argument(
-        "--config-file", help=f"model config file for labels (default <serving-dir>/{CONFIG_FILE_NAME})"
-    )
+    if config:
+        parser.add_argument(
+            "--config-file", help=f"model config file for labels (default <serving-dir>/{CONFIG_FILE_NAME})"
+        )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+
+
+def _names(values: Sequence[str]) -> list[str]:
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    is_rollback = bool(args_list) and args_list[0] == "rollback"
-    parser = _rollback_parser() if is_rollback else _push_parser()
-    args = parser.parse_args(args_list[1:] if is_rollback else args_list)
+    command = args_list[0] if args_list and args_list[0] in ("rollback", "export") else "push"
+    parser = {"rollback": _rollback_parser, "export": _export_parser, "push": _push_parser}[command]()
+    args = parser.parse_args(args_list if command == "push" else args_list[1:])
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        if is_rollback:
+        if command == "export":
+            exported = export_version(args.serving_dir, args.model_name, args.output, version=args.version)
+            print(f"exported version {exported.version} of {args.model_name!r} to {exported.path} "
+                  f"({exported.files} files, {exported.size_bytes} bytes)")
+            return EXIT_OK
+        if command == "rollback":
             result = rollback(
                 args.serving_dir, args.model_name, args.to_version, label=args.label, config_file=args.config_file
             )
@@ -364,6 +562,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             server=args.server,
             signature_names=args.signatures,
             max_loading_seconds=args.max_load_seconds,
+            input_tensors=_names(args.input_tensors),
+            output_tensors=_names(args.output_tensors),
         )
     except (PushError, layout.LayoutError) as error:
         print(f"push: {error}", file=sys.stderr)

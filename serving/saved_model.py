@@ -1,4 +1,4 @@
-"""What a SavedModel on disk says: its signatures (one tag rule), TF dtypes as numpy, the constants.
+"""What a SavedModel on disk says: tags, signatures (one tag rule), class names, warmup; TF dtypes as numpy.
 
 Read from `saved_model.pb` without loading the model or importing TensorFlow at import time, so
 the server, the client and the release tools share one reading: the MetaGraph whose tag set
@@ -12,7 +12,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -24,6 +24,10 @@ INIT_OP_SIGNATURE = "__saved_model_init_op"
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
+# The class names a classifier exports (components/trainer/signatures.py: one name per line, in
+# output order) and TF Serving's warmup records, relative to the SavedModel directory.
+CLASS_NAMES_ASSET = Path("assets") / "class_names.txt"
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 
 # tensorflow/core/framework/types.proto: the DataTypes a request can carry, as
 # (enum value, enum name, numpy dtype fed to the signature). Numbers, so no TF import is needed.
@@ -58,13 +62,19 @@ class InputSpec:
     dtype: int
 
 
-def dtype_name(dtype: int) -> str:
-    """TF's DataTypeString: `float` for DT_FLOAT, `string` for DT_STRING, ..."""
+def dtype_enum_name(dtype: int) -> str:
+    """The DataType enum name: `DT_FLOAT` for 1 (as saved_model_cli and TF Serving metadata say)."""
     name = _ENUM_NAMES.get(dtype)
     if name is None:
         from tensorflow.core.framework import types_pb2
 
         name = {v: k for k, v in types_pb2.DataType.items()}.get(dtype, f"DT_{dtype}")
+    return name
+
+
+def dtype_name(dtype: int) -> str:
+    """TF's DataTypeString: `float` for DT_FLOAT, `string` for DT_STRING, ..."""
+    name = dtype_enum_name(dtype)
     return name[3:].lower() if name.startswith("DT_") else name
 
 
@@ -84,16 +94,8 @@ def numpy_dtype_name(dtype: np.dtype) -> str:
     return dtype_name(number) if number is not None else str(dtype)
 
 
-def read_signature_defs(
-    export_dir: str | os.PathLike[str], tags: Sequence[str] = (SERVING_TAG,), *, internal: bool = False
-) -> dict[str, Any]:
-    """SignatureDefs (by name, sorted) of the MetaGraph whose tag set is exactly `tags`.
-
-    `__saved_model_init_op` and any other `__*` key (internal ops, not signatures a client can
-    call) only with `internal=True`, as TF Serving's metadata lists them. Raises UnservableModel
-    (a ServingError): NOT_FOUND when there is no saved_model.pb or no MetaGraph with those tags,
-    DATA_LOSS when the file does not parse.
-    """
+def _read_saved_model(export_dir: str | os.PathLike[str]) -> Any:
+    """The SavedModel proto of `export_dir`; UnservableModel NOT_FOUND / DATA_LOSS as below."""
     from google.protobuf.message import DecodeError
     from tensorflow.core.protobuf import saved_model_pb2
 
@@ -113,6 +115,25 @@ def read_signature_defs(
             + (f" ({caught[0].message if hasattr(caught[0], 'message') else caught[0]})" if caught else ""),
             Code.DATA_LOSS,
         )
+    return saved_model
+
+
+def read_tag_sets(export_dir: str | os.PathLike[str]) -> list[tuple[str, ...]]:
+    """The tag set (sorted) of each MetaGraph in the SavedModel, in file order."""
+    return [tuple(sorted(m.meta_info_def.tags)) for m in _read_saved_model(export_dir).meta_graphs]
+
+
+def read_signature_defs(
+    export_dir: str | os.PathLike[str], tags: Sequence[str] = (SERVING_TAG,), *, internal: bool = False
+) -> dict[str, Any]:
+    """SignatureDefs (by name, sorted) of the MetaGraph whose tag set is exactly `tags`.
+
+    `__saved_model_init_op` and any other `__*` key (internal ops, not signatures a client can
+    call) only with `internal=True`, as TF Serving's metadata lists them. Raises UnservableModel
+    (a ServingError): NOT_FOUND when there is no saved_model.pb or no MetaGraph with those tags,
+    DATA_LOSS when the file does not parse.
+    """
+    saved_model = _read_saved_model(export_dir)
     for meta_graph in saved_model.meta_graphs:
         if set(meta_graph.meta_info_def.tags) == set(tags):
             defs = meta_graph.signature_def
@@ -124,3 +145,37 @@ def read_signature_defs(
         f"found {found}",
         Code.NOT_FOUND,
     )
+
+
+def read_class_names(export_dir: str | os.PathLike[str]) -> list[str] | None:
+    """The exported class names (assets/class_names.txt, one per line), or None without that asset."""
+    path = Path(export_dir) / CLASS_NAMES_ASSET
+    if not path.is_file():
+        return None
+    return [line.rstrip("\r") for line in path.read_text(encoding="utf-8").split("\n") if line.rstrip("\r")]
+
+
+def iter_warmup_logs(export_dir: str | os.PathLike[str]) -> Iterator[Any]:
+    """The PredictionLog records of assets.extra/tf_serving_warmup_requests (none without the file)."""
+    path = Path(export_dir) / WARMUP_FILE
+    if not path.is_file():
+        return
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    for record in tf.compat.v1.io.tf_record_iterator(str(path)):
+        log = prediction_log_pb2.PredictionLog()
+        log.ParseFromString(record)
+        yield log
+
+
+def warmup_signature_names(log: Any) -> list[str]:
+    """The signatures one PredictionLog record calls ('' is serving_default, as TF Serving reads it)."""
+    kind = log.WhichOneof("log_type")
+    if kind == "multi_inference_log":
+        specs = [task.model_spec for task in log.multi_inference_log.request.tasks]
+    elif kind in ("predict_log", "classify_log", "regress_log"):
+        specs = [getattr(log, kind).request.model_spec]
+    else:
+        specs = []
+    return [spec.signature_name or DEFAULT_SIGNATURE for spec in specs]

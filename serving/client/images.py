@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any
@@ -10,8 +9,9 @@ from typing import Any
 import numpy as np
 
 from serving.client.types import ClientError, ModelMetadata, SignatureSpec, describe_specs
+from serving.images import IMAGE_SUFFIXES, ImageError, check_encoded_image, decode_image
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+__all__ = ["IMAGE_SUFFIXES", "encoded_image", "find_bytes_signature", "image_input", "load_image", "source_name"]
 
 
 def find_bytes_signature(metadata: ModelMetadata) -> tuple[str, str] | None:
@@ -51,28 +51,16 @@ def load_image(
     source: str | os.PathLike[str] | bytes, height: int, width: int, channels: int
 ) -> np.ndarray:
     """A PNG/JPEG file (or its bytes) -> float32 [H, W, C] raw pixels 0-255, resized to fit."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
-        with Image.open(io.BytesIO(data)) as image:
-            image = image.convert("L" if channels == 1 else "RGB")
-            if image.size != (width, height):
-                image = image.resize((width, height), Image.BILINEAR)
-            array = np.asarray(image, dtype=np.float32)
-    except (OSError, UnidentifiedImageError) as err:
+        return decode_image(data, height, width, channels, source_name(source))
+    except OSError as err:
         raise ClientError(
             f"cannot read image {source_name(source)}: {err}; expected a PNG or JPEG file",
             code="INVALID_ARGUMENT",
         ) from err
-    if channels == 1:
-        array = array[..., None]
-    if array.shape[-1] != channels:
-        raise ClientError(
-            f"image {source_name(source)} has {array.shape[-1]} channels, the model expects {channels}",
-            code="INVALID_ARGUMENT",
-        )
-    return array
+    except ImageError as err:
+        raise ClientError(str(err), code="INVALID_ARGUMENT") from err
 
 
 def source_name(source: Any) -> str:
@@ -82,12 +70,9 @@ def source_name(source: Any) -> str:
 def encoded_image(source: str | os.PathLike[str] | bytes) -> bytes:
     try:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        return check_encoded_image(data, source_name(source))
     except OSError as err:
         message = f"cannot read image {source_name(source)}: {err}"
         raise ClientError(message, code="INVALID_ARGUMENT") from err
-    if not (data.startswith(b"\x89PNG\r\n\x1a\n") or data.startswith(b"\xff\xd8\xff")):
-        raise ClientError(
-            f"{source_name(source)} is not a PNG or JPEG file (its first bytes are {data[:8]!r})",
-            code="INVALID_ARGUMENT",
-        )
-    return data
+    except ImageError as err:
+        raise ClientError(str(err), code="INVALID_ARGUMENT") from err

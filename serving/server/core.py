@@ -25,12 +25,11 @@ from tensorflow_serving.apis import (
     input_pb2,
     model_management_pb2,
     model_pb2,
-    prediction_log_pb2,
     regression_pb2,
 )
 
 from serving.errors import Code, ServingError, invalid
-from serving.saved_model import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD
+from serving.saved_model import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD, WARMUP_FILE, iter_warmup_logs
 from serving.server import grpc_converters
 from serving.server.grpc_converters import response_spec
 from serving.server.model_store import ModelStore
@@ -38,7 +37,6 @@ from serving.server.servable import PredictCall, Servable, Signature
 
 logger = logging.getLogger(__name__)
 
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000
 
 Inputs = Mapping[str, np.ndarray]
@@ -353,19 +351,13 @@ class ServingCore:
         Any failing record fails the load, as in TF Serving. Returns the records replayed.
         """
         path = Path(servable.path) / WARMUP_FILE
-        if not path.is_file():
-            return 0
-        import tensorflow as tf
-
         count = 0
-        for record in tf.compat.v1.io.tf_record_iterator(str(path)):
+        for log in iter_warmup_logs(servable.path):
             count += 1
             if count > MAX_WARMUP_RECORDS:
                 raise invalid(
                     f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) at {path}"
                 )
-            log = prediction_log_pb2.PredictionLog()
-            log.ParseFromString(record)
             kind = log.WhichOneof("log_type")
             for _ in range(max(1, iterations)):
                 if kind == "predict_log":

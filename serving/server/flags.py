@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--ssl_config_file", default="", help="text SSLConfig: TLS for gRPC and REST, mutual TLS with client_verify")
     flag("enable_grpc_healthcheck_service", False, "serve grpc.health.v1.Health (SERVING once every model is AVAILABLE)")
     add("--auth_token_file", default="", help="file holding a bearer token both APIs require (not a TF Serving flag)")
+    flag(
+        "enable_raw_image_api", False,
+        "POST /v1/models/<m>[/versions/<v>|/labels/<l>]:classify_image with a PNG/JPEG file as the body "
+        "answers the top classes (?top_k=5); not a TF Serving API",
+    )
     flag("enable_model_warmup", True, "replay assets.extra/tf_serving_warmup_requests")
     add("--num_request_iterations_for_warmup", type=int, default=1)
     flag("allow_version_labels", True, "allow version_labels in the model config")

@@ -17,6 +17,8 @@ accepted and logged as no-ops. Deliberate differences, all opt-in or safer:
 - only complete SavedModels (saved_model.pb + the checkpoint its graph needs) are loaded;
 - `--num_server_processes=N` (default 1) serves from N processes sharing both ports
   (serving/server/supervisor.py).
+- `--enable_raw_image_api` (default off) adds the REST extension `:classify_image`: an image
+  file as the body, the top-k classes back (serving/server/raw_images.py).
 
 Readiness: once every model's initial versions are loaded and both ports listen, one line
 `SERVING grpc=HOST:PORT rest=HOST:PORT` (rest=disabled when off) is printed to stdout, and

@@ -174,7 +174,7 @@ class ModelServer:
         logger.info("Running gRPC ModelServer at %s:%d ...", args.host, self.grpc_port)
         if not rest_enabled(args):
             return
-        api = RestApi(core, rest_observe)
+        api = RestApi(core, rest_observe, image_api=args.enable_raw_image_api)
         app = make_app(
             api,
             executor,

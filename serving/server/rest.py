@@ -5,7 +5,9 @@
 and the error mapping. `RestApi.handle_async` is the same for the event loop: a small predict
 is parsed and answered on the loop thread and only its signature call leaves it (to a worker
 thread, or as the batcher's future); everything else runs `handle` in a worker thread. The
-aiohttp part only reads the body (size limit, gzip) and applies the deadline.
+aiohttp part only reads the body (size limit, gzip) and applies the deadline. With
+`image_api=True` (`--enable_raw_image_api`) it also answers the `:classify_image` extension
+(`serving.server.raw_images`); off, that URL is malformed, as in TF Serving.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, input_pb2
 
 from serving.saved_model import DEFAULT_SIGNATURE
-from serving.server import health, rest_json, security
+from serving.server import health, raw_images, rest_json, security
 from serving.server.core import RunBlocking, ServingCore, make_run_blocking
 from serving.server.metrics import Observer
 from serving.server.servable import PredictCall
@@ -41,6 +43,11 @@ _POST_RE = re.compile(
 )
 _GET_RE = re.compile(
     r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
+    re.IGNORECASE,
+)
+# The opt-in extension (serving/server/raw_images.py): a verb TF Serving's grammar does not have.
+_IMAGE_RE = re.compile(
+    r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(" + raw_images.API + ")",
     re.IGNORECASE,
 )
 _API_RE = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
@@ -91,16 +98,19 @@ def _pretty(value: Any) -> bytes:
 class Route:
     """What a request's method and URL name (TF Serving's URL grammar)."""
 
-    api: str  # predict, classify, regress, metadata or status
+    api: str  # predict, classify, regress, metadata, status (or classify_image, the extension)
     model: str
     version: int | None
     label: str | None
 
 
-def parse_route(method: str, path: str) -> Route:
-    """The API, model and version or label a request URL names; INVALID_ARGUMENT otherwise."""
+def parse_route(method: str, path: str, *, image_api: bool = False) -> Route:
+    """The API, model and version or label a request URL names; INVALID_ARGUMENT otherwise.
+    `image_api` also accepts the `:classify_image` extension."""
     regex = _POST_RE if method == "POST" else _GET_RE if method == "GET" else None
     match = regex.fullmatch(path) if regex is not None else None
+    if match is None and image_api and method == "POST":
+        match = _IMAGE_RE.fullmatch(path)
     if match is None:
         raise invalid(f"Malformed request: {method} {path}")
     if match.group(1) is None:
@@ -129,14 +139,19 @@ class RestApi:
     loop (see the module docstring). Both parse the URL with `parse_route` and go through
     `_exchange`, the one place that answers errors and records metrics."""
 
-    def __init__(self, core: ServingCore, observe: Observer | None = None) -> None:
+    def __init__(self, core: ServingCore, observe: Observer | None = None, *, image_api: bool = False) -> None:
         self.core = core
         self._observe = observe
+        self.image_api = image_api
 
-    def handle(self, method: str, path: str, body: bytes) -> RestResponse:
+    def handle(self, method: str, path: str, body: bytes, query: str = "") -> RestResponse:
         with self._exchange(method, path) as exchange:
-            route = exchange.route = parse_route(method, path)
-            if route.api == "metadata":
+            route = exchange.route = parse_route(method, path, image_api=self.image_api)
+            if route.api == raw_images.API:
+                servable = self.core.store.get_servable(route.model, route.version, route.label)
+                answer = raw_images.classify_image(self.core, servable, body, raw_images.top_k_from_query(query))
+                exchange.response = RestResponse(200, _pretty(answer))
+            elif route.api == "metadata":
                 exchange.response = RestResponse(200, self._metadata(route))
             elif route.api == "status":
                 exchange.response = RestResponse(200, self._status(route))
@@ -147,7 +162,9 @@ class RestApi:
                 exchange.response = RestResponse(200, self._classify_regress(route, rest_json.parse_json_body(body)))
         return exchange.response
 
-    async def handle_async(self, method: str, path: str, body: bytes, run_blocking: "RunBlocking") -> RestResponse:
+    async def handle_async(
+        self, method: str, path: str, body: bytes, run_blocking: "RunBlocking", query: str = ""
+    ) -> RestResponse:
         """`handle` for an event loop. JSON work is GIL-bound wherever it runs, so a small
         predict stays on the loop thread and only its signature call leaves it; status and
         metadata never touch a model, so they are answered here (readiness probes never queue
@@ -157,7 +174,7 @@ class RestApi:
         match = _POST_RE.fullmatch(path) if method == "POST" else None
         if match is None or match.group(4).lower() != "predict" or len(body) > INLINE_BODY_BYTES:
             try:
-                return await run_blocking(self.handle, method, path, body)
+                return await run_blocking(self.handle, method, path, body, query)
             except ServingError as error:  # the deadline passed
                 return _error_response(method, path, error)[1]
         with self._exchange(method, path) as exchange:
@@ -312,7 +329,7 @@ def make_app(
             )
         except Exception as error:  # noqa: BLE001 - a broken gzip stream, a reset connection
             return reply(400, rest_json.error_json(f"Could not read the request body: {error}"))
-        result = await api.handle_async(request.method, path, body, run_blocking)
+        result = await api.handle_async(request.method, path, body, run_blocking, request.rel_url.raw_query_string)
         return reply(result.status, result.body)
 
     run_blocking = make_run_blocking(executor, options.timeout_seconds)

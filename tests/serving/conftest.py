@@ -22,6 +22,13 @@ Stable fixture names (other test modules, e.g. test_client.py, rely on them):
 - `bytes_model_dir` (function): base path `<tmp>/models/bytes_model` with version 1.
 - `slow_model` (session) / `slow_model_dir` (function, `<tmp>/models/slow_model/1`): input `n`
   (int32 [batch]) runs max(n) rounds of a matmul and returns `y` = n: large n takes seconds.
+- `frozen_graph` (session): a TF1 frozen GraphDef `.pb` built with tf.compat.v1 (variables
+  frozen by convert_variables_to_constants): Placeholder `input/x` float32 [None, 3] -> `logits`
+  = x @ FROZEN_W + FROZEN_B -> sink `probs` = softmax(logits). `frozen_graph_two_sinks`: the same
+  plus a second sink `total` = sum(logits), so its output is ambiguous.
+- `classifier_model` (session): a SavedModel exported by components/trainer/signatures.py
+  (`save_classifier`) for a tiny softmax net on 8x8 grey images with class names CLASSIFIER_NAMES:
+  `serving_default` (`image`), `serving_examples`, `serving_image_bytes`, assets/class_names.txt.
 - `serve` (session): `serve(base_path=None, *, model_name="half_plus_two", args=(),
   config_file=None, timeout=90)` is a context manager that starts `python -m serving.server`
   on free loopback ports (`--pick_unused_ports --ready_file=...`, 1 s poll), waits for
@@ -33,7 +40,8 @@ Stable fixture names (other test modules, e.g. test_client.py, rely on them):
 Helpers defined here (test modules cannot import a conftest reliably; use the fixtures):
 `build_half_plus_two(path, offset=2.0)`, `build_bytes_model(path)`, `build_slow_model(path)`,
 `set_method_names(export_dir, {signature: method_name})`, `write_warmup(export_dir, requests)`,
-`make_broken_model(export_dir, good_model)`, `start_server(...)` (what `serve` returns).
+`make_broken_model(export_dir, good_model)`, `build_frozen_graph(path, two_sinks=False)`,
+`build_classifier(path)`, `start_server(...)` (what `serve` returns).
 """
 
 from __future__ import annotations
@@ -175,6 +183,69 @@ def build_slow_model(export_dir: str | os.PathLike) -> Path:
     module = Slow()
     tf.saved_model.save(module, str(export_dir), signatures={"serving_default": module.serve})
     return Path(export_dir)
+
+
+FROZEN_W = ((1.0, 2.0), (0.5, -1.0), (0.0, 3.0))
+FROZEN_B = (0.25, -0.5)
+CLASSIFIER_NAMES = ("cat", "dog", "bird")
+
+
+def build_frozen_graph(path: str | os.PathLike, two_sinks: bool = False) -> Path:
+    """A TF1 frozen GraphDef (see `frozen_graph` in the module docstring) written to `path`."""
+    import tensorflow as tf
+
+    tf1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf1.placeholder(tf.float32, [None, 3], name="input/x")
+        w = tf1.Variable(FROZEN_W, name="w")
+        b = tf1.Variable(FROZEN_B, name="b")
+        logits = tf.add(tf.matmul(x, w), b, name="logits")
+        sinks = [tf.nn.softmax(logits, name="probs").op.name]
+        if two_sinks:
+            sinks.append(tf.reduce_sum(logits, name="total").op.name)
+        with tf1.Session(graph=graph) as session:
+            session.run(tf1.global_variables_initializer())
+            frozen = tf1.graph_util.convert_variables_to_constants(session, graph.as_graph_def(), sinks)
+    path = Path(path)
+    path.write_bytes(frozen.SerializeToString())
+    return path
+
+
+def build_classifier(export_dir: str | os.PathLike) -> Path:
+    """The project's image classifier export for a fixed-weight softmax net on 8x8x1 images."""
+    import numpy as np
+    import tf_keras
+
+    from components.trainer.signatures import ImageInputs, save_classifier
+
+    model = tf_keras.Sequential([
+        tf_keras.layers.Input((8, 8, 1)),
+        tf_keras.layers.Flatten(),
+        tf_keras.layers.Dense(len(CLASSIFIER_NAMES), activation="softmax"),
+    ])
+    rng = np.random.default_rng(7)
+    model.set_weights([rng.normal(0, 0.5, (64, 3)).astype("float32"), np.array([0.1, 0.0, -0.1], "float32")])
+    save_classifier(
+        model, str(export_dir), inputs=ImageInputs((8, 8, 1)), class_names=CLASSIFIER_NAMES,
+        preprocess=lambda pixels: pixels / 255.0,
+    )
+    return Path(export_dir)
+
+
+@pytest.fixture(scope="session")
+def frozen_graph(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_frozen_graph(tmp_path_factory.mktemp("built") / "frozen.pb")
+
+
+@pytest.fixture(scope="session")
+def frozen_graph_two_sinks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_frozen_graph(tmp_path_factory.mktemp("built") / "two_sinks.pb", two_sinks=True)
+
+
+@pytest.fixture(scope="session")
+def classifier_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_classifier(tmp_path_factory.mktemp("built") / "classifier")
 
 
 def write_warmup(export_dir: str | os.PathLike, requests: Sequence) -> Path:

@@ -169,3 +169,103 @@ def test_model_config_update_keeps_other_models_and_drops_stale_labels(tmp_path:
     with pytest.raises(push.PushError, match="cannot label version 5"):
         push.update_model_config(config, serving_dir, MODEL, set_labels={"stable": 5})
     assert not list(serving_dir.glob(".models.config.*[!k]"))  # no temp files left behind
+
+
+# --------------------------------------------------------------------------------------------
+# TF1 frozen graphs and export
+
+
+def _run_frozen_graph(path: Path, x: np.ndarray) -> np.ndarray:
+    """What the frozen graph computes for `x`, in a TF1 Session on the GraphDef itself."""
+    import tensorflow as tf
+
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString(path.read_bytes())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+        with tf.compat.v1.Session(graph=graph) as session:
+            return session.run("probs:0", {"input/x:0": x})
+
+
+@pytest.mark.e2e
+def test_frozen_graph_is_pushed_and_served_over_rest(
+    tmp_path: Path, frozen_graph: Path, serve, capsys: pytest.CaptureFixture[str]
+):
+    import requests
+
+    serving_dir = tmp_path / "serving"
+    # Tensor names guessed by inspect (Placeholder in, the one sink out).
+    assert push.main([str(frozen_graph), "--serving-dir", str(serving_dir), "--model-name", "legacy",
+                      "--server", "embedded"]) == 0
+    assert "as version 1 of 'legacy'" in capsys.readouterr().out
+    version_dir = serving_dir / "legacy" / "1"
+    assert layout.is_complete_saved_model(version_dir)
+    x = np.array([[1.0, 2.0, 3.0], [-1.0, 0.5, 0.0]], np.float32)
+    want = _run_frozen_graph(frozen_graph, x)
+    with serve(serving_dir / "legacy", model_name="legacy") as server:
+        response = requests.post(f"{server.rest_url}/v1/models/legacy:predict",
+                                 json={"inputs": {"input_x": x.tolist()}}, timeout=30)
+        assert response.status_code == 200, response.text
+        np.testing.assert_allclose(response.json()["outputs"], want, rtol=1e-6)
+        metadata = requests.get(f"{server.rest_url}/v1/models/legacy/metadata", timeout=30).json()
+        signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
+        assert signature["inputs"]["input_x"]["name"] == "input/x:0"
+        assert signature["outputs"]["probs"]["name"] == "probs:0"
+
+
+def test_frozen_graph_with_two_sinks_needs_output_tensors(
+    tmp_path: Path, frozen_graph_two_sinks: Path, capsys: pytest.CaptureFixture[str]
+):
+    serving_dir = tmp_path / "serving"
+    common = ["--serving-dir", str(serving_dir), "--model-name", "legacy"]
+    assert push.main([str(frozen_graph_two_sinks), *common]) == push.EXIT_REFUSED
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "cannot guess the graph's output tensors (candidates: probs:0, total:0): pass --output-tensors" in line
+    assert push.main([str(frozen_graph_two_sinks), *common, "--output-tensors", "nope:0"]) == push.EXIT_REFUSED
+    assert "output tensor 'nope:0' is not in the graph" in capsys.readouterr().err
+    assert not serving_dir.exists()
+
+
+def test_frozen_graph_wraps_the_named_tensors(tmp_path: Path, frozen_graph_two_sinks: Path):
+    from serving.saved_model import read_signature_defs
+
+    with push.saved_model_dir(frozen_graph_two_sinks, input_tensors=["input/x"], output_tensors=["probs", "total:0"]) as out:
+        (signature,) = read_signature_defs(out).values()
+        assert signature.method_name == "tensorflow/serving/predict"
+        assert dict(signature.inputs)["input_x"].name == "input/x:0"
+        assert {k: v.name for k, v in signature.outputs.items()} == {"probs": "probs:0", "total": "total:0"}
+    with pytest.raises(push.PushError, match="apply to a frozen GraphDef .pb file only"):
+        with push.saved_model_dir(tmp_path, input_tensors=["x:0"]):
+            pass
+
+
+def test_export_writes_the_tf_serving_layout_atomically(tmp_path: Path, half_plus_two_model: Path, capsys):
+    import tarfile
+
+    serving_dir = tmp_path / "serving"
+    layout.publish(half_plus_two_model, serving_dir, MODEL)
+    layout.publish(half_plus_two_model, serving_dir, MODEL)
+    out = tmp_path / "out" / "model.tar.gz"
+    common = ["export", "--serving-dir", str(serving_dir), "--model-name", MODEL, "--output", str(out)]
+    assert push.main(common) == 0
+    assert f"exported version 2 of '{MODEL}' to {out}" in capsys.readouterr().out
+    with tarfile.open(out) as tar:
+        names = tar.getnames()
+        assert {m.uid for m in tar.getmembers()} == {0}
+        extracted = tmp_path / "extracted"
+        tar.extractall(extracted)
+    source = sorted(p.relative_to(half_plus_two_model).as_posix() for p in half_plus_two_model.rglob("*"))
+    assert sorted(n for n in names if n != f"{MODEL}/2") == [f"{MODEL}/2/{p}" for p in source]
+    assert f"{MODEL}/2/saved_model.pb" in names and f"{MODEL}/2/variables/variables.index" in names
+    assert (extracted / MODEL / "2" / "saved_model.pb").read_bytes() == (half_plus_two_model / "saved_model.pb").read_bytes()
+    assert layout.list_versions(extracted / MODEL) == [2]
+    assert [p.name for p in out.parent.iterdir()] == ["model.tar.gz"]  # no temporary file left
+
+    assert push.main([*common, "--version", "1"]) == 0
+    with tarfile.open(out) as tar:
+        assert all(n.startswith(f"{MODEL}/1") for n in tar.getnames())
+    before = out.read_bytes()
+    assert push.main([*common, "--version", "9"]) == push.EXIT_REFUSED
+    assert "version 9 of 'half_plus_two' is not in" in capsys.readouterr().err
+    assert out.read_bytes() == before and [p.name for p in out.parent.iterdir()] == ["model.tar.gz"]

@@ -11,10 +11,14 @@ from serving.errors import Code, ServingError, UnservableModel, ValidationError
 from serving.saved_model import (
     FROM_NUMPY,
     NUMPY_BY_ENUM_NAME,
+    dtype_enum_name,
     dtype_name,
     numpy_dtype,
     numpy_dtype_name,
+    read_class_names,
     read_signature_defs,
+    read_tag_sets,
+    warmup_signature_names,
 )
 
 
@@ -64,3 +68,30 @@ def test_the_dtype_table_agrees_with_tensorflow():
     with pytest.raises(ServingError, match="Conversion of JSON or tensor values to type: complex64") as info:
         numpy_dtype(types_pb2.DT_COMPLEX64)
     assert info.value.code == Code.UNIMPLEMENTED
+
+
+def test_tag_sets_in_file_order(tmp_path):
+    export_dir = _write(tmp_path / "m", ["serve"], ["train", "serve"])
+    assert read_tag_sets(export_dir) == [("serve",), ("serve", "train")]
+    with pytest.raises(UnservableModel, match="expected saved_model.pb"):
+        read_tag_sets(tmp_path / "empty")
+
+
+def test_class_names_asset_one_per_line(tmp_path):
+    assert read_class_names(tmp_path) is None
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "class_names.txt").write_text("cat\r\ndog\n\nbig bird\n", encoding="utf-8")
+    assert read_class_names(tmp_path) == ["cat", "dog", "big bird"]
+
+
+def test_warmup_signature_names_default_to_serving_default():
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    log = prediction_log_pb2.PredictionLog()
+    log.predict_log.request.model_spec.name = "m"
+    assert warmup_signature_names(log) == ["serving_default"]
+    log = prediction_log_pb2.PredictionLog()
+    log.multi_inference_log.request.tasks.add().model_spec.signature_name = "a"
+    log.multi_inference_log.request.tasks.add().model_spec.signature_name = "b"
+    assert warmup_signature_names(log) == ["a", "b"]
+    assert dtype_enum_name(types_pb2.DT_FLOAT) == "DT_FLOAT" and dtype_enum_name(types_pb2.DT_RESOURCE) == "DT_RESOURCE"
