@@ -88,7 +88,8 @@ def test_serving_image_hygiene() -> None:
     assert set(config["ExposedPorts"]) == {"8500/tcp", "8501/tcp"}
     assert "MODEL_BASE_PATH=/models" in config["Env"] and "MODEL_NAME=model" in config["Env"]
     assert config["Entrypoint"] == ["/usr/bin/tf_serving_entrypoint.sh"]
-    assert "/v1/models/" in " ".join(config["Healthcheck"]["Test"])
+    # Ready only when every configured model has an AVAILABLE version (not merely "process up").
+    assert "127.0.0.1:8501/readyz" in " ".join(config["Healthcheck"]["Test"])
 
 
 @pytest.mark.parametrize("image", [SERVING_IMAGE, PIPELINE_IMAGE])
