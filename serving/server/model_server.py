@@ -78,8 +78,10 @@ class ModelServer:
             if getattr(args, name) is not None:
                 logger.info("flag --%s=%s is accepted for compatibility and has no effect here", name, getattr(args, name))
         files = read_flag_files(args)
-        config = files.model_config or single_model_config(args.model_name, resolve_base_path(args.model_base_path))
-        self._batcher = _batcher(args, files.batching)
+        config = files.model_config
+        if config is None:
+            config = single_model_config(args.model_name, resolve_base_path(args.model_base_path))
+        self._batcher = _batcher(files.batching)
         metrics, metrics_path = (ServingMetrics(), files.metrics_path) if files.metrics_path else (None, None)
         ssl, rest_ssl = files.ssl, files.rest_ssl
         self._auth_token = files.auth_token
@@ -312,7 +314,8 @@ def _batching_parameters(args: argparse.Namespace):
     return params
 
 
-def _batcher(args: argparse.Namespace, params):
+def _batcher(params):
+    """A DynamicBatcher for checked BatchingParameters, None without batching."""
     from serving.server.batching import BatchingOptions, DynamicBatcher
 
     if params is None:
