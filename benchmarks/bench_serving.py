@@ -4,8 +4,10 @@ For each model (a CIFAR-sized CNN built untrained here, and the pipeline's pushe
 is one) it measures, in one run:
   * the floor: `tf.saved_model.load` + the signature call in this process, 1 and 64 rows;
   * `serving.server` over REST and gRPC: latency p50/p99 at concurrency 1 for 1 and 64 rows, and
-    throughput (1-row requests) at concurrency 1/4/16, without and with `--enable_batching`,
-    and both again with `--num_server_processes=2` (separate `-2proc` rows; not the default);
+    throughput (1-row requests) at concurrency 1/4/16: with no flags (`ours`: the defaults,
+    batching on and one process per usable core), with TF Serving's defaults (`ours-tfs`:
+    `--enable_batching=false --num_server_processes=1`), and with explicit flags: batching with
+    this script's parameters file (`+batching`) and/or `--num_server_processes=2` (`-2proc`);
   * `benchmarks/naive_server.py` (single-threaded http.server + json): the same REST numbers.
 and prints one table per model with the target ratios.
 
@@ -47,11 +49,15 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from serving.process import embedded_command, free_port, spawn, stop_processes
+from serving.server.flags import TF_SERVING_DEFAULTS
 
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 4, 16)
-# "-2proc": the same server with --num_server_processes=2 (two processes sharing both ports).
-VARIANTS = ("ours", "ours+batching", "ours-2proc", "ours+batching-2proc", "naive")
+# "ours": no flags but ports and model (the defaults). "ours-tfs": TF Serving's defaults (no
+# batching, one process). The others set both flags explicitly: "+batching" with this script's
+# batching file, "-2proc" with --num_server_processes=2 (two processes sharing both ports).
+VARIANTS = ("ours", "ours-tfs", "ours+batching", "ours-2proc", "ours+batching-2proc", "naive")
+DEFAULT_TARGET = 2.5  # issue 15: no flags, REST at 16 clients, at least 2.5x the naive script
 MODEL_NAME = "bench"
 BATCH_THREADS = 1
 MAX_BATCH_ROWS = 64
@@ -410,10 +416,12 @@ def server_command(variant: str, version_dir: Path, base: Path, rest_port: int, 
     command = (prefix or embedded_command()) + [
         f"--port={grpc_port}", f"--rest_api_port={rest_port}", f"--model_name={MODEL_NAME}",
         f"--model_base_path={base}"]
-    if variant.startswith("ours+batching"):
-        command += ["--enable_batching", f"--batching_parameters_file={batching_file}"]
-    if variant.endswith("-2proc"):
-        command += ["--num_server_processes=2"]
+    if variant == "ours-tfs":
+        command += list(TF_SERVING_DEFAULTS)
+    elif variant != "ours":
+        command += (["--enable_batching", f"--batching_parameters_file={batching_file}"]
+                    if variant.startswith("ours+batching") else ["--enable_batching=false"])
+        command += ["--num_server_processes=2" if variant.endswith("-2proc") else "--num_server_processes=1"]
     return command, f"http://127.0.0.1:{rest_port}/v1/models/{MODEL_NAME}"
 
 
@@ -488,7 +496,7 @@ def profile_server(version_dir: Path, work: Path, duration: float, protocol: str
     (work / "batching.pbtxt").write_text(batching_parameters(batch_timeout_micros))
     ports = (free_port(), free_port())
     stats_path = work / "server.prof"
-    variant = "ours+batching" if batching else "ours"
+    variant = "ours+batching" if batching else "ours-tfs"  # one process: the profiler sees the server
     command, ready = server_command(variant, version_dir, base, *ports, work / "batching.pbtxt",
                                     prefix=[sys.executable, "-c", PROFILE_WRAPPER, str(stats_path)])
     (test,) = [t for t in plan_tests(variant, ports, payloads) if t["name"] == f"{protocol} throughput c16"]
@@ -608,7 +616,8 @@ def format_report(result: dict[str, Any]) -> str:
                          f"{lat64['p99']:.3f} | {thr[0]['throughput']:.0f} | {thr[1]['throughput']:.0f} | "
                          f"{thr[2]['throughput']:.0f} | {errors} |")
     lines += ["", "Latency in ms at concurrency 1 (p50/p99); throughput in 1-row requests/s (median of "
-              f"{result['rounds']} interleaved slices); floor's req/s = 1000 / p50; +batching servers: "
+              f"{result['rounds']} interleaved slices); floor's req/s = 1000 / p50; ours: no flags (the defaults); "
+              f"ours-tfs: {' '.join(TF_SERVING_DEFAULTS)}; +batching servers: "
               f"batch_timeout_micros {result['batch_timeout_micros']}, {BATCH_THREADS} batch thread(s), "
               f"max {MAX_BATCH_ROWS} rows.", ""]
     runs_by = result["runs"]
@@ -618,13 +627,18 @@ def format_report(result: dict[str, Any]) -> str:
         mine = _find(runs_by.get("ours", []), f"{protocol} latency 1")
         if mine:
             checks.append((f"{protocol.upper()} 1-row p50 - floor", mine["p50"] - f50, target, "ms", "<="))
+        tfs = _find(runs_by.get("ours-tfs", []), f"{protocol} latency 1")
+        if mine and tfs:
+            checks.append((f"{protocol.upper()} 1-row p50 ours - ours-tfs (defaults must not add latency)",
+                           mine["p50"] - tfs["p50"], 0.0, "ms", "<="))
     naive16 = _find(runs_by.get("naive", []), "rest throughput c16")
-    for variant in ("ours", "ours+batching", "ours-2proc", "ours+batching-2proc"):
+    for variant in VARIANTS[:-1]:
         for protocol in ("rest", "grpc"):
             mine = _find(runs_by.get(variant, []), f"{protocol} throughput c{CONCURRENCY[-1]}")
             if mine and naive16 and naive16["throughput"] > 0:
                 checks.append((f"{protocol.upper()} {variant} c=16 / naive c=16",
-                               mine["throughput"] / naive16["throughput"], 3.0, "x", ">="))
+                               mine["throughput"] / naive16["throughput"],
+                               DEFAULT_TARGET if variant == "ours" else 3.0, "x", ">="))
     for name, value, target, unit, op in checks:
         met = value <= target if op == "<=" else value >= target
         lines.append(f"- {name}: {value:.2f} {unit} (target {op} {target:g} {unit}): {'MET' if met else 'MISSED'}")

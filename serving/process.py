@@ -6,7 +6,8 @@
 written together with the one `SERVING grpc=HOST:PORT rest=HOST:PORT` line on stdout
 (`announce_ready`, which the server and its supervisor call). `ModelServerProcess` puts them
 together for the release tools: the real `tensorflow_model_server` when it is on PATH, else
-`python -m serving.server`, on free loopback ports with its output in a log file.
+`python -m serving.server` as one process (`--num_server_processes=1`), on free loopback ports
+with its output in a log file.
 """
 
 from __future__ import annotations
@@ -204,6 +205,10 @@ class ModelServerProcess:
             self._args.append(f"--model_config_file={model_config_file}")
         else:
             self._args += [f"--model_name={model_name}", f"--model_base_path={model_base_path}"]
+        if self._command == embedded_command():
+            # One process, not one per core: these servers check a model or host a live check
+            # beside the pipeline, where a second copy of TensorFlow only costs memory and start time.
+            self._args.append("--num_server_processes=1")
         self._args += list(extra_args)
         self._process: subprocess.Popen | None = None
         self._log_dir: str | None = None

@@ -8,6 +8,9 @@ is queued (waiting at most `batch_timeout_micros` after the oldest task for more
 it, and goes straight on to the next batch while any is queued. While all threads are busy,
 tasks queue up (and so form bigger batches) until `max_enqueued_batches * max_batch_size` rows
 are waiting; beyond that a request gets RESOURCE_EXHAUSTED (HTTP 429), as in TF Serving.
+A signature whose merged outputs turn out not to carry the batch as their first dimension (a
+fixed-size or scalar output) has that batch's requests run one by one and is never merged again
+(TF Serving would fail them): batching is on by default, so it must not break such models.
 
 Callers on an asyncio event loop use `submit_async`: their results come back with one
 `call_soon_threadsafe` per batch, not one thread wake-up per request. Other threads use
@@ -18,21 +21,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from serving.errors import Code, ServingError
-from serving.server.servable import Servable, Signature
+from serving.server.cpus import usable_cpus
+
+if TYPE_CHECKING:  # servable imports TensorFlow; the supervisor checks batching files without it
+    from serving.server.servable import Servable, Signature
 
 logger = logging.getLogger(__name__)
 
+
+class _NotBatchable(Exception):
+    """A merged call's output lacks the batch as its first dimension."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,7 @@ class BatchingOptions:
     max_batch_size: int = 1000
     batch_timeout_micros: int = 0
     max_enqueued_batches: int = 10
-    num_batch_threads: int = os.cpu_count() or 1
+    num_batch_threads: int = field(default_factory=usable_cpus)  # TF Serving: one per core
     allowed_batch_sizes: tuple[int, ...] = ()
     pad_variable_length_inputs: bool = False
 
@@ -189,7 +197,7 @@ class DynamicBatcher:
         loop: asyncio.AbstractEventLoop | None,
     ) -> _Task | None:
         size = _batch_size(inputs)
-        if size is None or size > self.options.max_batch_size or size == 0:
+        if size is None or size > self.options.max_batch_size or size == 0 or not signature.batchable:
             return None
         key = (
             id(servable),
@@ -270,6 +278,10 @@ class DynamicBatcher:
             return [self._run_one(q, batch[0])]
         try:
             outputs = self._run_merged(q, batch, rows)
+        except _NotBatchable as error:
+            logger.warning("%s: running its requests one by one from now on", error)
+            q.signature.batchable = False
+            return [self._run_one(q, task) for task in batch]
         except ServingError as error:
             if error.code != Code.INVALID_ARGUMENT:
                 return [(error, False)] * len(batch)
@@ -307,10 +319,10 @@ class DynamicBatcher:
         outputs = q.servable.run(q.signature, merged, q.output_filter)
         for name, array in outputs.items():
             if array.ndim == 0 or array.shape[0] != padded:
-                raise ServingError(
-                    Code.INTERNAL,
-                    f"Batched output {name} has shape {list(array.shape)}; expected the batch "
-                    f"size {padded} as its first dimension (the signature is not batchable)",
+                raise _NotBatchable(
+                    f"signature {q.signature.name} of {q.servable.name} version {q.servable.version} is not "
+                    f"batchable: merged output {name} has shape {list(array.shape)}, not the batch size "
+                    f"{padded} first"
                 )
         return outputs
 

@@ -9,6 +9,7 @@ very same text-format files the real binary reads parse here with `google.protob
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from google.protobuf import descriptor_pb2, descriptor_pool, text_format, wrappers_pb2
@@ -22,6 +23,7 @@ __all__ = [
     "BatchingParameters",
     "read_text_proto",
     "read_model_server_config",
+    "resolve_base_path",
 ]
 
 _F = descriptor_pb2.FieldDescriptorProto
@@ -132,3 +134,8 @@ def read_text_proto(path: str | Path, message_class: type):
 
 def read_model_server_config(path: str | Path) -> model_server_config_pb2.ModelServerConfig:
     return read_text_proto(path, model_server_config_pb2.ModelServerConfig)
+
+
+def resolve_base_path(path: str) -> str:
+    """A model base path as the server uses it: `~` expanded, absolute."""
+    return os.path.abspath(os.path.expanduser(path))

@@ -2,12 +2,16 @@
 
 Flags accept `--flag=value` and `--flag value`; booleans also as bare `--flag`. Real TF Serving
 flags with no meaning here are accepted and logged as no-ops; unknown flags are an error.
+Two defaults differ from tensorflow_model_server's, so that the server is fast with no flags
+(TF_SERVING_DEFAULTS restores the binary's): batching is on, forming batches only from requests
+already queued (no added wait), and one server process runs per usable core (at most 4).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+
+from serving.server.cpus import MAX_DEFAULT_PROCESSES, default_process_count, usable_cpus
 
 # Real tensorflow_model_server flags (model_servers/main.cc) with no effect here.
 NO_OP_FLAGS = (
@@ -39,6 +43,10 @@ NO_OP_FLAGS = (
 )
 
 
+# The flags that give tensorflow_model_server's behaviour where this server's defaults differ.
+TF_SERVING_DEFAULTS = ("--enable_batching=false", "--num_server_processes=1")
+
+
 def _bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "t", "yes", "y"):
@@ -68,7 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("--model_config_file", default="", help="text ModelServerConfig; overrides name/base path")
     add("--model_config_file_poll_wait_seconds", type=int, default=0, help="re-read the config file")
     add("--file_system_poll_wait_seconds", type=int, default=1, help="base path poll interval")
-    flag("enable_batching", False, "merge concurrent requests into batches")
+    flag(
+        "enable_batching",
+        True,
+        "merge concurrent requests to one signature into one call. Default on (TF Serving: off; "
+        "--enable_batching=false restores that). Without --batching_parameters_file a batch is what "
+        "is already queued when a batch thread is free (batch_timeout_micros 0: no added wait), up to "
+        "1000 rows; rows of a batched signature must not depend on each other",
+    )
     add("--batching_parameters_file", default="", help="text BatchingParameters")
     add("--monitoring_config_file", default="", help="text MonitoringConfig (Prometheus)")
     add("--ssl_config_file", default="", help="text SSLConfig: TLS for gRPC and REST, mutual TLS with client_verify")
@@ -94,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--rest_api_workers",
         type=int,
-        default=max(4, 2 * (os.cpu_count() or 1)),
+        default=max(4, 2 * usable_cpus()),
         help="threads running REST signature calls (JSON work stays on the event loop)",
     )
     add("--grpc_workers", type=int, default=32, help="threads for the gRPC calls that leave the event loop")
@@ -102,9 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--num_server_processes",
         type=int,
-        default=1,
+        default=0,
         help="serve from N processes sharing both ports (SO_REUSEPORT), each a complete server; "
-        "the first one supervises (not a TF Serving flag)",
+        "the first one supervises (not a TF Serving flag). Default 0: one per usable core "
+        f"(affinity and cgroup CPU quota), at most {MAX_DEFAULT_PROCESSES}; "
+        "1 gives TF Serving's single process",
     )
     add("--server_process_index", type=int, default=-1, help=argparse.SUPPRESS)
     add("--ready_file", default="", help="write the bound ports here as JSON when ready")
@@ -119,6 +136,12 @@ def check_ports(args: argparse.Namespace) -> str | None:
     if not args.pick_unused_ports and args.rest_api_port and args.rest_api_port == args.port:
         return f"--port and --rest_api_port must differ, both are {args.port}"
     return None
+
+
+def server_processes(args: argparse.Namespace) -> int:
+    """--num_server_processes with its default (0) resolved: one per usable core, at most
+    MAX_DEFAULT_PROCESSES."""
+    return args.num_server_processes or default_process_count(usable_cpus())
 
 
 def rest_enabled(args: argparse.Namespace) -> bool:

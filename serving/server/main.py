@@ -5,9 +5,18 @@ Started like the binary:
     python -m serving.server --port=8500 --rest_api_port=8501 \\
         --model_name=NAME --model_base_path=/abs/path/NAME
 
-Flags keep the binary's names, meanings and defaults (`--flag=value` and `--flag value` both
-work; booleans also as bare `--flag`). Real TF Serving flags this server has no use for are
-accepted and logged as no-ops. Deliberate differences, all opt-in or safer:
+Flags keep the binary's names and meanings (`--flag=value` and `--flag value` both work;
+booleans also as bare `--flag`). Real TF Serving flags this server has no use for are accepted
+and logged as no-ops. Two defaults differ, so that no flags give the fast configuration
+(`--enable_batching=false --num_server_processes=1` restore the binary's):
+
+- `--enable_batching` is on: concurrent requests to one signature are merged into one call
+  from what is already queued when a batch thread is free (`batch_timeout_micros` 0, so no
+  added wait at low load); see serving/server/batching.py;
+- `--num_server_processes` is 0: one server process per usable core (affinity, cgroup CPU
+  quota; at most 4), sharing both ports (serving/server/supervisor.py).
+
+Other deliberate differences, all opt-in or safer:
 
 - it binds 127.0.0.1 unless `--host=0.0.0.0` (the binary binds every interface);
 - `--pick_unused_ports` lets the OS choose both ports (`--port=0` alone does so for gRPC;
@@ -15,8 +24,6 @@ accepted and logged as no-ops. Deliberate differences, all opt-in or safer:
 - `--rest_api_max_body_bytes` caps REST bodies (413), `--grpc_max_message_bytes` caps gRPC
   messages (RESOURCE_EXHAUSTED); the binary allows 2 GiB on gRPC and has no REST cap;
 - only complete SavedModels (saved_model.pb + the checkpoint its graph needs) are loaded;
-- `--num_server_processes=N` (default 1) serves from N processes sharing both ports
-  (serving/server/supervisor.py).
 - `--enable_raw_image_api` (default off) adds the REST extension `:classify_image`: an image
   file as the body, the top-k classes back (serving/server/raw_images.py).
 
@@ -34,7 +41,7 @@ import sys
 import threading
 from typing import Sequence
 
-from serving.server.flags import build_parser
+from serving.server.flags import build_parser, server_processes
 
 logger = logging.getLogger("serving.server")
 
@@ -70,10 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.version:
         print("TensorFlow ModelServer: embedded (serving.server, TF Serving 2.16 API)")
         return 0
-    if args.num_server_processes < 1:
-        print(f"error: --num_server_processes must be >= 1, got {args.num_server_processes}", file=sys.stderr)
+    if args.num_server_processes < 0:
+        print(
+            f"error: --num_server_processes must be >= 0 (0: one per usable core), got {args.num_server_processes}",
+            file=sys.stderr,
+        )
         return 2
-    if args.num_server_processes > 1:
+    args.num_server_processes = server_processes(args)
+    if args.num_server_processes > 1 and args.server_process_index < 0:
         from serving.server.supervisor import supervise
 
         return supervise(args, list(sys.argv[1:] if argv is None else argv))

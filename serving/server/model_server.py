@@ -15,12 +15,15 @@ import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from serving import process
 from serving.errors import ServingError
-from serving.server.flags import NO_OP_FLAGS, channel_arguments, check_ports, rest_enabled
+from serving.server.config_protos import resolve_base_path
+from serving.server.cpus import share_per_process, usable_cpus
+from serving.server.flags import NO_OP_FLAGS, channel_arguments, check_ports, rest_enabled, server_processes
 
 logger = logging.getLogger("serving.server")
 
@@ -62,9 +65,9 @@ class ModelServer:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
 
-        from serving.server import config_protos, security
         from serving.server.core import ServingCore
-        from serving.server.model_store import ModelStore
+        from serving.server.metrics import ServingMetrics
+        from serving.server.model_store import ModelStore, single_model_config
         from serving.server.servable import load_servable
 
         if args.tensorflow_intra_op_parallelism > 0:
@@ -74,21 +77,14 @@ class ModelServer:
         for name in NO_OP_FLAGS:
             if getattr(args, name) is not None:
                 logger.info("flag --%s=%s is accepted for compatibility and has no effect here", name, getattr(args, name))
-        problem = check_ports(args)
-        if problem:
-            raise StartError(problem, 2)
-        try:
-            config = _model_server_config(args)
-            self._batcher = _batcher(args)
-            metrics, metrics_path = _metrics(args)
-            ssl = config_protos.read_text_proto(args.ssl_config_file, config_protos.SSLConfig) if args.ssl_config_file else None
-            rest_ssl = (
-                security.rest_ssl_context(ssl.server_key, ssl.server_cert, ssl.custom_ca, ssl.client_verify)
-                if ssl and rest_enabled(args) else None
-            )
-            self._auth_token = security.read_auth_token(args.auth_token_file) if args.auth_token_file else ""
-        except (ValueError, OSError) as error:
-            raise StartError(str(error), 2) from None
+        files = read_flag_files(args)
+        config = files.model_config
+        if config is None:
+            config = single_model_config(args.model_name, resolve_base_path(args.model_base_path))
+        self._batcher = _batcher(files.batching)
+        metrics, metrics_path = (ServingMetrics(), files.metrics_path) if files.metrics_path else (None, None)
+        ssl, rest_ssl = files.ssl, files.rest_ssl
+        self._auth_token = files.auth_token
 
         tags = tuple(t.strip() for t in args.saved_model_tags.split(",") if t.strip())
         try:
@@ -245,10 +241,45 @@ class ModelServer:
         self.stop()
 
 
-def _model_server_config(args: argparse.Namespace):
-    """The ModelServerConfig the flags ask for (config file, or name + base path)."""
+@dataclass(frozen=True)
+class FlagFiles:
+    """What the files named by the flags say, read and checked (`read_flag_files`)."""
+
+    model_config: Any  # ModelServerConfig from --model_config_file, None with --model_base_path
+    batching: Any  # BatchingParameters with --enable_batching, else None
+    metrics_path: str | None  # the Prometheus path when --monitoring_config_file enables it
+    ssl: Any  # SSLConfig or None
+    rest_ssl: Any  # ssl.SSLContext for REST or None
+    auth_token: str
+
+
+def read_flag_files(args: argparse.Namespace) -> FlagFiles:
+    """Reads and checks the flags and every file they name (model config, batching, monitoring,
+    TLS, token) without TensorFlow, so the supervisor can refuse bad ones with one line before
+    it starts any server process. Raises StartError (exit status 2)."""
+    from serving.server import config_protos, security
+
+    problem = check_ports(args)
+    if problem:
+        raise StartError(problem, 2)
+    try:
+        model_config = _model_config_file(args)
+        batching = _batching_parameters(args)
+        metrics_path = _metrics_path(args)
+        ssl = config_protos.read_text_proto(args.ssl_config_file, config_protos.SSLConfig) if args.ssl_config_file else None
+        rest_ssl = (
+            security.rest_ssl_context(ssl.server_key, ssl.server_cert, ssl.custom_ca, ssl.client_verify)
+            if ssl and rest_enabled(args) else None
+        )
+        auth_token = security.read_auth_token(args.auth_token_file) if args.auth_token_file else ""
+    except (ValueError, OSError) as error:
+        raise StartError(str(error), 2) from None
+    return FlagFiles(model_config, batching, metrics_path, ssl, rest_ssl, auth_token)
+
+
+def _model_config_file(args: argparse.Namespace):
+    """The ModelServerConfig of --model_config_file (None with --model_base_path)."""
     from serving.server import config_protos
-    from serving.server.model_store import resolve_base_path, single_model_config
 
     if args.model_config_file:
         config = config_protos.read_model_server_config(args.model_config_file)
@@ -258,38 +289,53 @@ def _model_server_config(args: argparse.Namespace):
                 raise ValueError(f"model {model.name} has version_labels but --allow_version_labels=false")
         return config
     if args.model_base_path:
-        return single_model_config(args.model_name, resolve_base_path(args.model_base_path))
+        return None
     raise ValueError(
         "Both --model_base_path and --model_config_file are empty: give one "
         "(e.g. --model_name=NAME --model_base_path=/models/NAME)"
     )
 
 
-def _batcher(args: argparse.Namespace):
+def _batching_parameters(args: argparse.Namespace):
+    """BatchingParameters (checked) with --enable_batching, else None. Unless the file sets
+    `num_batch_threads`, TF Serving's one per core, shared among the server processes (one
+    batch thread per process on 2 cores, which beat two: docs/serving-benchmark.md)."""
     from serving.server import config_protos
-    from serving.server.batching import BatchingOptions, DynamicBatcher
+    from serving.server.batching import BatchingOptions
 
     if not args.enable_batching:
         return None
     params = config_protos.BatchingParameters()
     if args.batching_parameters_file:
         params = config_protos.read_text_proto(args.batching_parameters_file, config_protos.BatchingParameters)
+    if not params.HasField("num_batch_threads"):
+        params.num_batch_threads.value = share_per_process(usable_cpus(), server_processes(args))
+    BatchingOptions.from_proto(params)  # raises ValueError naming a bad value
+    return params
+
+
+def _batcher(params):
+    """A DynamicBatcher for checked BatchingParameters, None without batching."""
+    from serving.server.batching import BatchingOptions, DynamicBatcher
+
+    if params is None:
+        return None
     batcher = DynamicBatcher(BatchingOptions.from_proto(params))
-    logger.info("dynamic batching on: %s", batcher.options)
+    logger.info("dynamic batching on (--enable_batching=false turns it off): %s", batcher.options)
     return batcher
 
 
-def _metrics(args: argparse.Namespace):
-    """(ServingMetrics, path) when the monitoring config enables Prometheus, else (None, None)."""
+def _metrics_path(args: argparse.Namespace) -> str | None:
+    """The Prometheus path when the monitoring config enables it, else None."""
     from serving.server import config_protos
-    from serving.server.metrics import DEFAULT_PATH, ServingMetrics
+    from serving.server.metrics import DEFAULT_PATH
 
     if not args.monitoring_config_file:
-        return None, None
+        return None
     monitoring = config_protos.read_text_proto(args.monitoring_config_file, config_protos.MonitoringConfig)
     if not monitoring.prometheus_config.enable:
-        return None, None
-    return ServingMetrics(), monitoring.prometheus_config.path or DEFAULT_PATH
+        return None
+    return monitoring.prometheus_config.path or DEFAULT_PATH
 
 
 def _refreeze_gc(*_event: object) -> None:
@@ -307,7 +353,6 @@ def _refreeze_gc(*_event: object) -> None:
 
 def _watch_config_file(path: str, interval: int, store, stop: threading.Event) -> None:
     from serving.server import config_protos
-    from serving.server.model_store import resolve_base_path
 
     last = Path(path).read_text()
     while not stop.wait(interval):

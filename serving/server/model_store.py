@@ -12,7 +12,6 @@ immutable snapshot, so lookups take no lock.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -396,5 +395,3 @@ class ModelStore:
             yield from servables.values()
 
 
-def resolve_base_path(path: str) -> str:
-    return os.path.abspath(os.path.expanduser(path))

@@ -44,6 +44,9 @@ class Signature:
     input_dims: dict[str, tuple[int, ...] | None] = field(default_factory=dict)
     # Input names in the order of the function's flat arguments when the fast call is safe.
     flat_names: tuple[str, ...] | None = None
+    # Cleared by the batcher (serving.server.batching) once a merged call showed an output
+    # without the batch as its first dimension; from then on its requests run one by one.
+    batchable: bool = True
 
     @property
     def method_name(self) -> str:

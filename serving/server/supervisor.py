@@ -1,4 +1,5 @@
-"""`--num_server_processes=N`: N complete servers sharing the gRPC and REST ports.
+"""`--num_server_processes=N`: N complete servers sharing the gRPC and REST ports (by default
+one per usable core, at most 4; `--num_server_processes=1` serves from one process as TF Serving).
 
 Python serves one request at a time per process (the GIL), so on a machine with several cores
 one server process leaves most of them idle. With N > 1 the process started by the user becomes
@@ -9,7 +10,8 @@ over them), and waits until every copy is ready before it prints the one `SERVIN
 writes `--ready_file` (its own pid, plus `worker_pids`). Every copy loads the models, polls the
 base paths (hot reload) and batches on its own; REST responses carry `X-Serving-Pid`. Unless
 `--tensorflow_intra_op_parallelism` / `--tensorflow_inter_op_parallelism` are given, each copy
-gets cores / N threads for both (TF's default of one per core each would oversubscribe).
+gets cores / N threads for both (TF's default of one per core each would oversubscribe), and
+unless the batching parameters set `num_batch_threads`, cores / N batch threads.
 The kernel balances connections, not requests: a client with one connection (a gRPC channel,
 one keep-alive HTTP session) is served by one copy.
 
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -37,7 +38,8 @@ from pathlib import Path
 
 from serving.errors import LoadTimeout, ServerStartError
 from serving.process import announce_ready, embedded_command, spawn, stop_processes, wait_for_ready_files
-from serving.server.flags import check_ports, rest_enabled
+from serving.server.cpus import share_per_process, usable_cpus
+from serving.server.flags import rest_enabled
 
 logger = logging.getLogger("serving.server")
 
@@ -73,8 +75,9 @@ def _stop_all(processes: list[subprocess.Popen]) -> None:
 def _copy_command(args: argparse.Namespace, argv: list[str], grpc_port: int, rest_port: int, ready_file: Path, index: int) -> list[str]:
     """The argv of copy `index`: the user's flags, then these (argparse keeps a repeated flag's
     last value). N copies with TF's default thread pools (one thread per core each) would
-    oversubscribe the cores; unless the flags say otherwise, each copy gets its share."""
-    share = max(1, (os.cpu_count() or 1) // args.num_server_processes)
+    oversubscribe the cores; unless the flags say otherwise, each copy gets its share. A copy
+    is told N (for its batch threads) and its index (so it serves rather than supervises)."""
+    share = share_per_process(usable_cpus(), args.num_server_processes)
     threads = [
         f"--tensorflow_{kind}_op_parallelism={share}"
         for kind in ("intra", "inter")
@@ -88,7 +91,7 @@ def _copy_command(args: argparse.Namespace, argv: list[str], grpc_port: int, res
         f"--port={grpc_port}",
         f"--rest_api_port={rest_port}",
         f"--ready_file={ready_file}",
-        "--num_server_processes=1",
+        f"--num_server_processes={args.num_server_processes}",
         f"--server_process_index={index}",
     ]
 
@@ -128,11 +131,14 @@ def _serve_until_stopped(processes: list[subprocess.Popen], stop_requested: list
 
 def supervise(args: argparse.Namespace, argv: list[str]) -> int:
     """Runs `args.num_server_processes` servers on shared ports until SIGTERM/SIGINT."""
+    from serving.server.model_server import StartError, read_flag_files
+
     count = args.num_server_processes
-    problem = check_ports(args)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+    try:
+        read_flag_files(args)  # bad flags or files: one line and exit 2, before any copy starts
+    except StartError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     try:
         grpc_port, rest_port, held = _reserve_ports(args)
     except OSError as error:

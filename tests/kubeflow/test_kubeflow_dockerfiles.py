@@ -293,6 +293,7 @@ def test_serving_entrypoint_has_tf_servings_contract() -> None:
     assert "--model_name=${MODEL_NAME:-model}" in command
     assert "--model_base_path=${MODEL_BASE_PATH:-/models}/${MODEL_NAME:-model}" in command
     assert command[-1] == "$@", "container args must come last so they override, as with tensorflow/serving"
+    assert "--num_server_processes=1" in command  # one process per pod, as tensorflow/serving
     dockerfile = dict(parse_dockerfile(DOCKERFILES["serving"]))
     assert "8500 8501" in dockerfile["EXPOSE"]
     assert json.loads(dockerfile["ENTRYPOINT"]) == ["/usr/bin/tf_serving_entrypoint.sh"]

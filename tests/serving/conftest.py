@@ -31,9 +31,12 @@ Stable fixture names (other test modules, e.g. test_client.py, rely on them):
   `serving_default` (`image`), `serving_examples`, `serving_image_bytes`, assets/class_names.txt.
 - `serve` (session): `serve(base_path=None, *, model_name="half_plus_two", args=(),
   config_file=None, timeout=90)` is a context manager that starts `python -m serving.server`
-  on free loopback ports (`--pick_unused_ports --ready_file=...`, 1 s poll), waits for
-  readiness and yields a `ServerProcess` (`grpc_port`, `rest_port`, `rest_url`, `grpc_target`,
-  `process`, `log_path`, `log()`); the process is terminated (SIGTERM) on exit.
+  on free loopback ports (`--pick_unused_ports --ready_file=...`, 1 s poll), as one process
+  (`--num_server_processes=1`, which `args` may override: the default of one per core would
+  double every test server's start-up and memory; tests/serving/server/test_supervisor.py
+  covers the default), with the other defaults (batching on), waits for readiness and yields a
+  `ServerProcess` (`grpc_port`, `rest_port`, `rest_url`, `grpc_target`, `process`,
+  `log_path`, `log()`); the process is terminated (SIGTERM) on exit.
 - `half_plus_two_server` (module): one server on a half_plus_two base path with model name
   `half_plus_two`, shared by the tests of a module (a `ServerProcess` plus `.base_path`).
 
@@ -372,6 +375,7 @@ def start_server(
         "--pick_unused_ports",
         f"--ready_file={ready}",
         "--file_system_poll_wait_seconds=1",
+        "--num_server_processes=1",
     ]
     if config_file is not None:
         command.append(f"--model_config_file={config_file}")

@@ -128,3 +128,37 @@ def test_port_taken_is_an_error_before_any_process_starts(tmp_path: Path, half_p
     assert result.returncode == 1
     assert f"cannot use port {port} on 127.0.0.1" in result.stderr
     assert "started 2 server processes" not in result.stderr
+
+
+def test_no_flags_serve_from_one_batching_process_per_usable_core(tmp_path: Path, half_plus_two_model: Path):
+    """The defaults that differ from TF Serving's: batching on (no added wait) and one process
+    per usable core (at most 4), each with its share of the cores as batch threads."""
+    from serving import process
+    from serving.server.cpus import default_process_count, share_per_process, usable_cpus
+
+    cores = usable_cpus()
+    expected = default_process_count(cores)
+    base = tmp_path / "half_plus_two"
+    shutil.copytree(half_plus_two_model, base / "1")
+    ready, log_path = tmp_path / "ready.json", tmp_path / "server.log"
+    command = [*process.embedded_command(), "--pick_unused_ports", f"--ready_file={ready}",
+               "--model_name=half_plus_two", f"--model_base_path={base}"]
+    with open(log_path, "wb") as log:
+        server = process.spawn(command, stdout=log, cwd=Path(__file__).resolve().parents[3], die_with_parent=True)
+    try:
+        (info,) = process.wait_for_ready_files([server], [ready], time.monotonic() + 180)
+        workers = info.get("worker_pids", [info["pid"]])
+        assert len(workers) == expected, info
+        url = f"http://127.0.0.1:{info['rest_port']}/v1/models/half_plus_two:predict"
+        if expected > 1:
+            seen = _predict_by_pid(url, set(workers), 2.0)
+            assert set(seen) == set(workers) and all(value == 3.0 for value in seen.values()), seen
+        else:
+            assert requests.post(url, json={"instances": [2.0]}, timeout=30).json() == {"predictions": [3.0]}
+        batching = [line for line in log_path.read_text().splitlines() if "dynamic batching on" in line]
+        assert len(batching) == expected, batching
+        threads = share_per_process(cores, expected)
+        assert all("batch_timeout_micros=0" in line and f"num_batch_threads={threads}," in line for line in batching)
+    finally:
+        process.stop_processes([server], 30)
+    assert server.returncode == 0, log_path.read_text()[-3000:]

@@ -23,7 +23,7 @@ from serving.server.core import ServingCore
 from serving.server.model_store import ModelStore, State, single_model_config
 from serving.errors import Code, ServingError, invalid
 
-SIGNATURE = SimpleNamespace(name="serving_default")
+SIGNATURE = SimpleNamespace(name="serving_default", batchable=True)
 
 
 class FakeServable:
@@ -59,6 +59,30 @@ def test_concurrent_requests_are_merged_into_batches():
     assert sum(servable.calls) == 8
     assert len(servable.calls) < 8, servable.calls
     assert max(servable.calls) <= 8
+
+
+class CountingServable(FakeServable):
+    """Also returns `n`, the number of rows of the call: a scalar, not one value per row."""
+
+    name, version = "counting", 1
+
+    def run(self, signature, inputs, output_filter=()):
+        return {**super().run(signature, inputs, output_filter), "n": np.array(inputs["x"].shape[0])}
+
+
+def test_a_signature_whose_outputs_are_not_per_row_is_run_one_request_at_a_time(caplog):
+    signature = SimpleNamespace(name="serving_default", batchable=True)
+    batcher = DynamicBatcher(BatchingOptions(max_batch_size=8, batch_timeout_micros=200_000, num_batch_threads=1))
+    servable = CountingServable()
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(batcher, servable, signature, {"x": np.array([v], np.float32)}) for v in (1.0, 2.0, 3.0)]
+        results = [f.result(10) for f in futures]
+    # Merged once (3 rows), which showed `n` is not per row; then each request on its own.
+    assert servable.calls == [3, 1, 1, 1]
+    assert [(r["y"].tolist(), int(r["n"])) for r in results] == [([2.0], 1), ([4.0], 1), ([6.0], 1)]
+    assert signature.batchable is False
+    assert "signature serving_default of counting version 1 is not batchable: merged output n" in caplog.text
+    assert batcher.submit(servable, signature, {"x": np.array([4.0], np.float32)}) is None  # never queued again
 
 
 def test_full_queue_is_resource_exhausted():
