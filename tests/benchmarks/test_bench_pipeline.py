@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from types import ModuleType
 
@@ -11,15 +10,8 @@ import pytest
 
 from components.example_gen import logic
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-@pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    # benchmarks/ holds scripts, not a package: import it as `python benchmarks/bench_pipeline.py` would.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(BENCHMARKS))
-        return importlib.import_module("bench_pipeline")
+# The script the `bench` fixture (conftest.py) imports.
+SCRIPT = "bench_pipeline"
 
 
 def test_synthetic_cifar10_is_read_by_the_pipeline_and_learnable(bench: ModuleType, tmp_path: Path) -> None:
