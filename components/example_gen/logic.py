@@ -44,6 +44,10 @@ _IDX_FILES = {
 }
 
 Record = tuple[str, np.ndarray, int]
+# (split, uint8 pixels [N, H, W, C], int64 labels [N]): one split's images in their order.
+Batch = tuple[str, np.ndarray, np.ndarray]
+# Readers of one record at a time group this many into a Batch.
+BATCH_SIZE = 1024
 
 
 class DataSourceError(ValueError):
@@ -52,11 +56,34 @@ class DataSourceError(ValueError):
 
 @dataclass(frozen=True)
 class ImageDataset:
-    """Class names, image shape and a re-iterable source of (split, pixels, label) records."""
+    """Class names, image shape and a re-iterable source of batches of (split, pixels, labels).
+
+    `batches()` is what ExampleGen writes (whole arrays, as CIFAR and IDX files hold them);
+    `records()` is the same data one image at a time.
+    """
 
     class_names: tuple[str, ...]
     shape: tuple[int, int, int]
-    records: Callable[[], Iterator[Record]]
+    batches: Callable[[], Iterator[Batch]]
+
+    def records(self) -> Iterator[Record]:
+        for split, images, labels in self.batches():
+            for image, label in zip(images, labels):
+                yield split, image, int(label)
+
+
+def batched(records: Iterator[Record], size: int = BATCH_SIZE) -> Iterator[Batch]:
+    """Groups records into per-split batches of up to `size`, keeping each split's order."""
+    pending: dict[str, tuple[list[np.ndarray], list[int]]] = {}
+    for split, pixels, label in records:
+        images, labels = pending.setdefault(split, ([], []))
+        images.append(pixels)
+        labels.append(label)
+        if len(images) >= size:
+            yield split, np.stack(images), np.asarray(labels, dtype=np.int64)
+            del pending[split]
+    for split, (images, labels) in pending.items():
+        yield split, np.stack(images), np.asarray(labels, dtype=np.int64)
 
 
 def hash_split(key: str, eval_percent: int) -> str:
@@ -81,11 +108,13 @@ def load_digits(eval_percent: int = 20) -> ImageDataset:
     pixels = digits_pixels(bunch.images)
     labels = np.asarray(bunch.target, dtype=np.int64)
 
-    def records() -> Iterator[Record]:
-        for index in range(len(labels)):
-            yield hash_split(f"digits:{index}", eval_percent), pixels[index], int(labels[index])
+    def batches() -> Iterator[Batch]:
+        splits = np.array([hash_split(f"digits:{index}", eval_percent) for index in range(len(labels))])
+        for split in SPLITS:
+            chosen = splits == split
+            yield split, pixels[chosen], labels[chosen]
 
-    return ImageDataset(class_names=DIGIT_CLASSES, shape=(8, 8, 1), records=records)
+    return ImageDataset(class_names=DIGIT_CLASSES, shape=(8, 8, 1), batches=batches)
 
 
 # --- CIFAR-10 python version ----------------------------------------------------------------
@@ -108,38 +137,51 @@ def parse_cifar_batch(payload: bytes, name: str) -> tuple[np.ndarray, np.ndarray
     if len(labels) and (labels.min() < 0 or labels.max() > 9):
         raise DataSourceError(f"{name}: labels must be 0..9, got {labels.min()}..{labels.max()}")
     # CIFAR stores each image channel-first (1024 R, 1024 G, 1024 B).
-    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+    return np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)), labels
 
 
-def _cifar_members(path: Path) -> Callable[[str], bytes]:
-    """A reader of batch files from the tarball or an extracted directory."""
+def _tar_members(path: Path, names: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of `names` under cifar-10-batches-py/ in the order given, in one pass over the archive.
+
+    A gzipped tar has no index: reading members one by one would decompress it from the start
+    each time. Members that come before their turn are held until it.
+    """
+    wanted = {f"{_CIFAR_DIR}/{name}": name for name in names}
+    held: dict[str, bytes] = {}
+    order = iter(names)
+    next_name = next(order, None)
+    try:
+        with tarfile.open(path, "r|*") as archive:
+            for member in archive:
+                name = wanted.get(member.name)
+                if name is None or not member.isfile():
+                    continue
+                handle = archive.extractfile(member)
+                held[name] = handle.read() if handle is not None else b""
+                while next_name is not None and next_name in held:
+                    yield next_name, held.pop(next_name)
+                    next_name = next(order, None)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DataSourceError(f"{path}: corrupt tar archive while reading {next_name}: {exc}") from exc
+    if next_name is not None:
+        raise DataSourceError(f"{path}: archive has no {_CIFAR_DIR}/{next_name}")
+
+
+def _cifar_members(path: Path, names: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of the batch files from the tarball or an extracted directory, in the order given."""
     if path.is_file():
         if not tarfile.is_tarfile(path):
             raise DataSourceError(f"{path}: expected cifar-10-python.tar.gz (a tar archive) or its extracted directory")
-
-        def read_member(name: str) -> bytes:
-            try:
-                with tarfile.open(path, "r:*") as archive:
-                    member = archive.extractfile(f"{_CIFAR_DIR}/{name}")
-                    if member is None:
-                        raise KeyError(name)
-                    return member.read()
-            except KeyError as exc:
-                raise DataSourceError(f"{path}: archive has no {_CIFAR_DIR}/{name}") from exc
-            except (tarfile.TarError, OSError, EOFError) as exc:
-                raise DataSourceError(f"{path}: corrupt tar archive while reading {name}: {exc}") from exc
-
-        return read_member
+        yield from _tar_members(path, names)
+        return
     if path.is_dir():
         base = path / _CIFAR_DIR if (path / _CIFAR_DIR).is_dir() else path
-
-        def read_file(name: str) -> bytes:
+        for name in names:
             file = base / name
             if not file.is_file():
                 raise DataSourceError(f"{file}: missing CIFAR-10 batch file (expected {', '.join(cifar_batch_names())})")
-            return file.read_bytes()
-
-        return read_file
+            yield name, file.read_bytes()
+        return
     raise DataSourceError(f"{path}: does not exist (expected cifar-10-python.tar.gz or its extracted batches)")
 
 
@@ -171,20 +213,17 @@ def check_cifar10(path: Path) -> None:
 def load_cifar10(path: str | os.PathLike[str]) -> ImageDataset:
     """CIFAR-10 from the python tarball or its extracted batches; its test batch is the eval split."""
     source = Path(path)
-    read = _cifar_members(source)
     inner = source / _CIFAR_DIR if (source / _CIFAR_DIR).is_dir() else source
 
     def display(name: str) -> str:
         return f"{source}:{_CIFAR_DIR}/{name}" if source.is_file() else str(inner / name)
 
-    def records() -> Iterator[Record]:
-        for split, names in ((TRAIN, _CIFAR_TRAIN_BATCHES), (EVAL, (_CIFAR_TEST_BATCH,))):
-            for name in names:
-                images, labels = parse_cifar_batch(read(name), display(name))
-                for image, label in zip(images, labels):
-                    yield split, image, int(label)
+    def batches() -> Iterator[Batch]:
+        for name, payload in _cifar_members(source, cifar_batch_names()):
+            images, labels = parse_cifar_batch(payload, display(name))
+            yield (EVAL if name == _CIFAR_TEST_BATCH else TRAIN), images, labels
 
-    return ImageDataset(class_names=CIFAR10_CLASSES, shape=(32, 32, 3), records=records)
+    return ImageDataset(class_names=CIFAR10_CLASSES, shape=(32, 32, 3), batches=batches)
 
 
 # --- MNIST / Fashion-MNIST IDX files --------------------------------------------------------
@@ -243,7 +282,7 @@ def load_idx_dataset(path: str | os.PathLike[str], class_names: Sequence[str]) -
     """MNIST or Fashion-MNIST from the four IDX files; t10k is the eval split."""
     files = find_idx_files(Path(path))
 
-    def records() -> Iterator[Record]:
+    def batches() -> Iterator[Batch]:
         for split in SPLITS:
             images = parse_idx(_open_maybe_gzip(files[(split, "images")]), str(files[(split, "images")]))
             labels = parse_idx(_open_maybe_gzip(files[(split, "labels")]), str(files[(split, "labels")]))
@@ -255,10 +294,9 @@ def load_idx_dataset(path: str | os.PathLike[str], class_names: Sequence[str]) -
                 )
             if len(labels) and labels.max() >= len(class_names):
                 raise DataSourceError(f"{files[(split, 'labels')]}: label {labels.max()} >= {len(class_names)} classes")
-            for image, label in zip(images, labels):
-                yield split, image[..., np.newaxis], int(label)
+            yield split, images[..., np.newaxis], labels.astype(np.int64)
 
-    return ImageDataset(class_names=tuple(class_names), shape=(28, 28, 1), records=records)
+    return ImageDataset(class_names=tuple(class_names), shape=(28, 28, 1), batches=batches)
 
 
 # --- a folder with one sub-folder per class -------------------------------------------------
@@ -311,7 +349,7 @@ def load_image_folder(path: str | os.PathLike[str], size: tuple[int, int], eval_
             key = file.relative_to(directory).as_posix()
             yield hash_split(key, eval_percent), read_image(file, size), class_id
 
-    return ImageDataset(class_names=classes, shape=(size[0], size[1], 3), records=records)
+    return ImageDataset(class_names=classes, shape=(size[0], size[1], 3), batches=lambda: batched(records()))
 
 
 def verify_image_folder(path: str | os.PathLike[str]) -> int:

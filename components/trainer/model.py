@@ -43,7 +43,13 @@ def _files(patterns: Sequence[str]) -> list[str]:
 
 
 def _records(patterns: Sequence[str], *, shuffle: bool, seed: int) -> tf.data.Dataset:
-    dataset = tf.data.TFRecordDataset(_files(patterns), compression_type="GZIP").cache()
+    files = _files(patterns)
+    # ExampleGen writes a large split as several gzip files: one reader each decompresses them in
+    # parallel (in a fixed interleaved order); the serialized records are then cached in memory,
+    # so later epochs neither read nor decompress.
+    dataset = tf.data.TFRecordDataset(
+        files, compression_type="GZIP", num_parallel_reads=len(files) if len(files) > 1 else None
+    ).cache()
     if shuffle:
         dataset = dataset.shuffle(20000, seed=seed, reshuffle_each_iteration=True)
     return dataset

@@ -154,6 +154,15 @@ def components(reader: _RunReader) -> list[ComponentRun]:
     return result
 
 
+def latest_run_components(pipeline_root: str) -> list[ComponentRun]:
+    """The nodes of the latest run under `pipeline_root` with their states and ML Metadata times."""
+    store = open_store(pipeline_root)
+    runs = list_runs(store)
+    if not runs:
+        raise ReportError(f"no pipeline run recorded in {os.path.join(pipeline_root, METADATA_FILE)}")
+    return components(_RunReader(store, runs[-1]))
+
+
 def _json(text: Any) -> Any:
     try:
         return json.loads(text) if text else None

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-@pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    # benchmarks/ holds scripts, not a package: import it as `python benchmarks/bench_peers.py` would.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(BENCHMARKS))
-        return importlib.import_module("bench_peers")
+# The script the `bench` fixture (conftest.py) imports.
+SCRIPT = "bench_peers"
 
 
 WRK_STDOUT = """Running 5s test @ http://127.0.0.1:40000/v1/models/bench:predict

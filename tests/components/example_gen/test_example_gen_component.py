@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from tfx.types import artifact_utils, standard_artifacts
@@ -110,3 +111,26 @@ def test_empty_split_is_an_error(tmp_path: Path) -> None:
     root = write_image_folder(tmp_path / "pics", per_class=1)
     with pytest.raises(logic.DataSourceError, match="split.*came out empty"):
         _run(tmp_path, **{spec.SOURCE_KIND_KEY: "images", spec.SOURCE_PATH_KEY: str(root), spec.EVAL_PERCENT_KEY: 1})
+
+
+def test_encoder_writes_the_bytes_of_a_python_built_example() -> None:
+    pixels = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(3, 3, 2) * 14
+    expected = tf.train.Example(features=tf.train.Features(feature={
+        features.IMAGE_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=pixels.reshape(-1).tolist())),
+        features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[7])),
+    }))
+    assert tf.train.Example.FromString(executor.to_tf_example(pixels, 7)) == expected
+    batch = executor.encode_examples(np.stack([pixels, 255 - pixels]), np.array([7, 0]))
+    assert [tf.train.Example.FromString(b).features.feature[features.LABEL_KEY].int64_list.value[0] for b in batch] == [7, 0]
+
+
+def test_a_large_split_is_sharded_and_keeps_every_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Chunks of 100: the digits' train split spans many chunks, written round-robin to two files.
+    monkeypatch.setattr(executor, "CHUNK_EXAMPLES", 100)
+    examples = _run(tmp_path)
+    train_dir = Path(artifact_utils.get_split_uri([examples], "train"))
+    assert sorted(p.name for p in train_dir.iterdir()) == ["data_tfrecord-00000-of-00002.gz", "data_tfrecord-00001-of-00002.gz"]
+    written = sorted((bytes(r.features.feature[features.IMAGE_KEY].int64_list.value), r.features.feature[features.LABEL_KEY].int64_list.value[0])
+                     for r in _read(examples, "train"))
+    source = sorted((bytes(pixels.reshape(-1).tolist()), label) for split, pixels, label in logic.load_digits(20).records() if split == "train")
+    assert written == source
