@@ -22,7 +22,8 @@ _DESCRIPTION = "Client for TF Serving's REST and gRPC APIs: the real `tensorflow
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--endpoint", required=True, help="HOST:PORT (TF Serving: 8501 REST, 8500 gRPC)")
-    common.add_argument("--protocol", choices=("rest", "grpc"), default="rest")
+    common.add_argument("--protocol", choices=("rest", "grpc"), default="rest",
+                        help="rest (TF Serving port 8501) or grpc (port 8500); default rest")
     common.add_argument("--model", required=True, help="model name the server serves")
     pin = common.add_mutually_exclusive_group()
     pin.add_argument("--version", type=int, help="ask for this version (default: latest)")

@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         "answers the top classes (?top_k=5); not a TF Serving API",
     )
     flag("enable_model_warmup", True, "replay assets.extra/tf_serving_warmup_requests")
-    add("--num_request_iterations_for_warmup", type=int, default=1)
+    add("--num_request_iterations_for_warmup", type=int, default=1,
+        help="times each warmup record is replayed before a version is AVAILABLE")
     flag("allow_version_labels", True, "allow version_labels in the model config")
     flag("allow_version_labels_for_unavailable_models", False, "labels may point at new versions")
     add("--tensorflow_intra_op_parallelism", type=int, default=0, help="TF intra-op threads (0: TF's choice)")
