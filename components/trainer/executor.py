@@ -20,6 +20,7 @@ from tfx.components.util import udf_utils
 from tfx.types import standard_component_specs
 
 from components.trainer import spec
+from components.trainer.autograph import skip_autograph_for_tf_keras
 from components.trainer.export import RUN_FN, check_exported_model, one_line
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class Executor(tfx_trainer_executor.GenericExecutor):
             raise ModuleRunError(f"{source}: {RUN_FN} is a {type(run_fn).__name__}, expected a function {RUN_FN}(fn_args)")
         output = os.path.join(fn_args.model_run_dir, OUTPUT_FILE)
         logger.info("training with %s (its output: %s)", source, output)
+        skip_autograph_for_tf_keras()
         try:
             with _stdout_to(output):
                 run_fn(fn_args)

@@ -19,6 +19,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from components.trainer import features, progress, signatures
+from components.trainer.autograph import skip_autograph_for_tf_keras
 from components.trainer.settings import IMAGE_TASK, TrainerSettings
 
 logger = logging.getLogger(__name__)
@@ -259,24 +260,10 @@ def fit_best(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset, s
 # --- entry point ----------------------------------------------------------------------------
 
 
-def _skip_autograph_for_tf_keras() -> None:
-    """Treat tf_keras like `keras` in TF's autograph rules (idempotent, process-wide).
-
-    TF 2.16 lists `keras` as DoNotConvert but not the `tf_keras` package, so the first fit()
-    autograph-converts thousands of tf_keras functions (most of a small model's training CPU).
-    tf_keras is the Keras 2 code base, written to run unconverted exactly as `keras` does.
-    """
-    from tensorflow.python.autograph.core import config as autograph_config
-
-    rules = autograph_config.CONVERSION_RULES
-    if not any(isinstance(rule, autograph_config.DoNotConvert) and rule._prefix == "tf_keras" for rule in rules):  # noqa: SLF001 - autograph has no public getter
-        autograph_config.CONVERSION_RULES = (autograph_config.DoNotConvert("tf_keras"),) + tuple(rules)
-
-
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (`Trainer(run_fn="components.trainer.model.run_fn")`)."""
     settings = TrainerSettings.from_custom_config(fn_args.custom_config)
-    _skip_autograph_for_tf_keras()
+    skip_autograph_for_tf_keras()
     keras.utils.set_random_seed(settings.seed)
     work_dir = fn_args.model_run_dir or fn_args.serving_model_dir + "-work"
     if settings.task == IMAGE_TASK:
