@@ -246,7 +246,7 @@ class FlagFiles:
     """What the files named by the flags say, read and checked (`read_flag_files`)."""
 
     model_config: Any  # ModelServerConfig from --model_config_file, None with --model_base_path
-    batching: Any  # BatchingParameters with --enable_batching, else None
+    batching: Any  # BatchingOptions with --enable_batching, else None
     metrics_path: str | None  # the Prometheus path when --monitoring_config_file enables it
     ssl: Any  # SSLConfig or None
     rest_ssl: Any  # ssl.SSLContext for REST or None
@@ -264,7 +264,7 @@ def read_flag_files(args: argparse.Namespace) -> FlagFiles:
         raise StartError(problem, 2)
     try:
         model_config = _model_config_file(args)
-        batching = _batching_parameters(args)
+        batching = _batching_options(args)
         metrics_path = _metrics_path(args)
         ssl = config_protos.read_text_proto(args.ssl_config_file, config_protos.SSLConfig) if args.ssl_config_file else None
         rest_ssl = (
@@ -296,8 +296,8 @@ def _model_config_file(args: argparse.Namespace):
     )
 
 
-def _batching_parameters(args: argparse.Namespace):
-    """BatchingParameters (checked) with --enable_batching, else None. Unless the file sets
+def _batching_options(args: argparse.Namespace):
+    """BatchingOptions (checked) with --enable_batching, else None. Unless the file sets
     `num_batch_threads`, TF Serving's one per core, shared among the server processes (one
     batch thread per process on 2 cores, which beat two: docs/serving-benchmark.md)."""
     from serving.server import config_protos
@@ -310,17 +310,16 @@ def _batching_parameters(args: argparse.Namespace):
         params = config_protos.read_text_proto(args.batching_parameters_file, config_protos.BatchingParameters)
     if not params.HasField("num_batch_threads"):
         params.num_batch_threads.value = share_per_process(usable_cpus(), server_processes(args))
-    BatchingOptions.from_proto(params)  # raises ValueError naming a bad value
-    return params
+    return BatchingOptions.from_proto(params)  # raises ValueError naming a bad value
 
 
-def _batcher(params):
-    """A DynamicBatcher for checked BatchingParameters, None without batching."""
-    from serving.server.batching import BatchingOptions, DynamicBatcher
+def _batcher(options):
+    """A DynamicBatcher with `options`, None without batching."""
+    from serving.server.batching import DynamicBatcher
 
-    if params is None:
+    if options is None:
         return None
-    batcher = DynamicBatcher(BatchingOptions.from_proto(params))
+    batcher = DynamicBatcher(options)
     logger.info("dynamic batching on (--enable_batching=false turns it off): %s", batcher.options)
     return batcher
 
