@@ -34,8 +34,8 @@ from serving.saved_model import (
     dtype_enum_name,
     iter_warmup_logs,
     read_class_names,
-    read_signature_defs,
-    read_tag_sets,
+    read_meta_graphs,
+    tensor_dims,
     warmup_signature_names,
 )
 
@@ -127,15 +127,9 @@ Report = SavedModelReport | FrozenGraphReport
 # SavedModels
 
 
-def _shape(info: Any) -> tuple[int, ...] | None:
-    if not info.HasField("tensor_shape") or info.tensor_shape.unknown_rank:
-        return None
-    return tuple(int(d.size) for d in info.tensor_shape.dim)
-
-
 def _tensors(infos: Any) -> tuple[TensorDesc, ...]:
     return tuple(
-        TensorDesc(key, infos[key].name, dtype_enum_name(infos[key].dtype), _shape(infos[key])) for key in sorted(infos)
+        TensorDesc(key, infos[key].name, dtype_enum_name(infos[key].dtype), tensor_dims(infos[key])) for key in sorted(infos)
     )
 
 
@@ -168,10 +162,10 @@ def inspect_saved_model(export_dir: str | os.PathLike[str]) -> SavedModelReport:
                 tags,
                 tuple(
                     SignatureDesc(name, definition.method_name, _tensors(definition.inputs), _tensors(definition.outputs))
-                    for name, definition in read_signature_defs(path, tags).items()
+                    for name, definition in signatures.items()
                 ),
             )
-            for tags in read_tag_sets(path)
+            for tags, signatures in read_meta_graphs(path)
         )
     except UnservableModel as error:
         raise InspectError(error.message, EXIT_UNREADABLE) from None

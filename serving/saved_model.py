@@ -118,9 +118,20 @@ def _read_saved_model(export_dir: str | os.PathLike[str]) -> Any:
     return saved_model
 
 
-def read_tag_sets(export_dir: str | os.PathLike[str]) -> list[tuple[str, ...]]:
-    """The tag set (sorted) of each MetaGraph in the SavedModel, in file order."""
-    return [tuple(sorted(m.meta_info_def.tags)) for m in _read_saved_model(export_dir).meta_graphs]
+def _signatures(meta_graph: Any, internal: bool) -> dict[str, Any]:
+    defs = meta_graph.signature_def
+    return {name: defs[name] for name in sorted(defs) if internal or not name.startswith("__")}
+
+
+def read_meta_graphs(
+    export_dir: str | os.PathLike[str], *, internal: bool = False
+) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """(tag set sorted, SignatureDefs as `read_signature_defs` gives them) of each MetaGraph in
+    file order, from one read of saved_model.pb; UnservableModel as `read_signature_defs`."""
+    return [
+        (tuple(sorted(m.meta_info_def.tags)), _signatures(m, internal))
+        for m in _read_saved_model(export_dir).meta_graphs
+    ]
 
 
 def read_signature_defs(
@@ -136,8 +147,7 @@ def read_signature_defs(
     saved_model = _read_saved_model(export_dir)
     for meta_graph in saved_model.meta_graphs:
         if set(meta_graph.meta_info_def.tags) == set(tags):
-            defs = meta_graph.signature_def
-            return {name: defs[name] for name in sorted(defs) if internal or not name.startswith("__")}
+            return _signatures(meta_graph, internal)
     found = [sorted(m.meta_info_def.tags) for m in saved_model.meta_graphs]
     raise UnservableModel(
         f"Could not find meta graph def matching supplied tags: {{ {' '.join(tags)} }}. To inspect "
@@ -145,6 +155,13 @@ def read_signature_defs(
         f"found {found}",
         Code.NOT_FOUND,
     )
+
+
+def tensor_dims(info: Any) -> tuple[int, ...] | None:
+    """A TensorInfo's dimensions (-1 for any size), or None when its rank is unknown."""
+    if not info.HasField("tensor_shape") or info.tensor_shape.unknown_rank:
+        return None
+    return tuple(int(d.size) for d in info.tensor_shape.dim)
 
 
 def read_class_names(export_dir: str | os.PathLike[str]) -> list[str] | None:

@@ -26,6 +26,7 @@ from serving.saved_model import (
     numpy_dtype,
     numpy_dtype_name,
     read_signature_defs,
+    tensor_dims,
 )
 
 logger = logging.getLogger(__name__)
@@ -203,12 +204,6 @@ def check_shapes(signature: "Signature", inputs: Mapping[str, np.ndarray]) -> No
             )
 
 
-def _input_dims(info: meta_graph_pb2.TensorInfo) -> tuple[int, ...] | None:
-    if not info.HasField("tensor_shape") or info.tensor_shape.unknown_rank:
-        return None
-    return tuple(d.size for d in info.tensor_shape.dim)
-
-
 def _flat_names(function: Any, definition: meta_graph_pb2.SignatureDef) -> tuple[str, ...] | None:
     """The flat argument order when `Signature.call` may use the fast path, else None."""
     import inspect
@@ -260,7 +255,7 @@ def load_servable(
             input_specs=specs,
             input_dtypes=dtypes,
             output_names=tuple(sorted(definition.outputs)),
-            input_dims={k: _input_dims(v) for k, v in definition.inputs.items()},
+            input_dims={k: tensor_dims(v) for k, v in definition.inputs.items()},
             flat_names=_flat_names(function, definition),
         )
     if not signatures:

@@ -16,8 +16,8 @@ from serving.saved_model import (
     numpy_dtype,
     numpy_dtype_name,
     read_class_names,
+    read_meta_graphs,
     read_signature_defs,
-    read_tag_sets,
     warmup_signature_names,
 )
 
@@ -72,9 +72,11 @@ def test_the_dtype_table_agrees_with_tensorflow():
 
 def test_tag_sets_in_file_order(tmp_path):
     export_dir = _write(tmp_path / "m", ["serve"], ["train", "serve"])
-    assert read_tag_sets(export_dir) == [("serve",), ("serve", "train")]
+    assert [tags for tags, _ in read_meta_graphs(export_dir)] == [("serve",), ("serve", "train")]
+    assert [list(signatures) for _, signatures in read_meta_graphs(export_dir)] == [["serving_default"]] * 2
+    assert list(read_meta_graphs(export_dir, internal=True)[0][1]) == ["__saved_model_init_op", "serving_default"]
     with pytest.raises(UnservableModel, match="expected saved_model.pb"):
-        read_tag_sets(tmp_path / "empty")
+        read_meta_graphs(tmp_path / "empty")
 
 
 def test_class_names_asset_one_per_line(tmp_path):
