@@ -26,6 +26,8 @@ from components.trainer.export import RUN_FN, check_exported_model, one_line
 logger = logging.getLogger(__name__)
 
 OUTPUT_FILE = "run_fn_output.txt"
+# Python, NumPy and TF seeds set before every run_fn (the built-in trainer's default seed too).
+DEFAULT_SEED = 42
 
 
 class ModuleRunError(RuntimeError):
@@ -75,6 +77,11 @@ class Executor(tfx_trainer_executor.GenericExecutor):
         output = os.path.join(fn_args.model_run_dir, OUTPUT_FILE)
         logger.info("training with %s (its output: %s)", source, output)
         skip_autograph_for_tf_keras()
+        # Reproducible runs: a module that sets no seed (TFX's tutorials do not) trains the same
+        # way every time; one that sets its own (the built-in trainer: custom_config "seed") wins.
+        import tf_keras
+
+        tf_keras.utils.set_random_seed(DEFAULT_SEED)
         try:
             with _stdout_to(output):
                 run_fn(fn_args)
