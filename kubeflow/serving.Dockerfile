@@ -20,10 +20,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     TF_USE_LEGACY_KERAS=1 \
-    TF_CPP_MIN_LOG_LEVEL=2 \
-    PYTHONPATH=/opt/tfx-serving-kit \
-    MODEL_NAME=model \
-    MODEL_BASE_PATH=/models
+    TF_CPP_MIN_LOG_LEVEL=2
 
 WORKDIR /opt/tfx-serving-kit
 
@@ -33,7 +30,9 @@ RUN if [ -n "$EXTRA_CA_CERTS" ]; then \
       && update-ca-certificates >/dev/null; fi
 
 # Only the server's dependencies (no TFX, no Beam), at the lock's versions; this layer is
-# rebuilt only when the lock or the list change.
+# rebuilt only when the lock or the list change. Everything from FROM to here is the same, byte for
+# byte, as in kubeflow/Dockerfile, so Docker builds this layer (TensorFlow and the rest) once and
+# both images share it; keep the two in step.
 COPY requirements/constraints.txt requirements/constraints.txt
 COPY kubeflow/serving-requirements.txt kubeflow/serving-requirements.txt
 # pip's cache is a BuildKit cache mount, never part of the image: the other image reuses the
@@ -43,6 +42,10 @@ RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
  && python -m pip install "pip==24.3.1" \
  && python -m pip install -c requirements/constraints.txt -r kubeflow/serving-requirements.txt \
  && python -m pip check
+
+ENV PYTHONPATH=/opt/tfx-serving-kit \
+    MODEL_NAME=model \
+    MODEL_BASE_PATH=/models
 
 # A fixed numeric user, so Kubernetes' runAsNonRoot can check it. Mounted models must be
 # readable by it: world-readable files (umask 022, as the Pusher leaves them) are; for files only

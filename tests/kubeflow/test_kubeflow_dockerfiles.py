@@ -299,3 +299,23 @@ def test_serving_entrypoint_has_tf_servings_contract() -> None:
     assert json.loads(dockerfile["ENTRYPOINT"]) == ["/usr/bin/tf_serving_entrypoint.sh"]
     env = dict(pair.split("=", 1) for pair in shlex.split(dockerfile["ENV"]))
     assert (env["MODEL_NAME"], env["MODEL_BASE_PATH"]) == ("model", "/models")
+
+
+def dependency_prefix(path: Path) -> list[tuple[str, str]]:
+    """The final stage's instructions up to and including its install of the serving requirements."""
+    instructions = parse_dockerfile(path)
+    start = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
+    for end in range(start, len(instructions)):
+        keyword, arguments = instructions[end]
+        if keyword == "RUN" and "-r kubeflow/serving-requirements.txt" in arguments:
+            return instructions[start : end + 1]
+    raise AssertionError(f"{path}: no RUN installs kubeflow/serving-requirements.txt")
+
+
+def test_both_images_share_the_dependency_layer() -> None:
+    # Same instructions from FROM to the serving requirements' install: Docker's layer cache then
+    # builds TensorFlow's layer once for both images (bin/docker-setup builds them one after the other).
+    pipeline, serving = dependency_prefix(DOCKERFILES["pipeline"]), dependency_prefix(DOCKERFILES["serving"])
+
+    assert pipeline == serving
+    assert pipeline[0] == ("FROM", "${BASE_IMAGE}")
