@@ -4,8 +4,8 @@
 
 1. Steps: a fresh interpreter repeats what one `python -m serving.server` process does, in its
    order, and reads /proc/self/status after each step (VmRSS, RssAnon, RssFile, threads):
-   the server's own modules, `import tensorflow` (as the server imports it, and the plain way,
-   which imports Keras too), grpc / aiohttp / TF Serving APIs, the SavedModel load
+   the server's own modules, `import tensorflow` (as the server imports it, after capping
+   glibc's malloc arenas, and the plain way, which imports Keras too), grpc / aiohttp / TF Serving APIs, the SavedModel load
    (`load_servable`), the first call, 200 more calls, then `malloc_trim(0)` (what glibc held).
 2. Servers: `python -m serving.server --num_server_processes=1` (batching on, the default),
    the same with other environments (`--env 'MALLOC_ARENA_MAX=2'`, glibc malloc tunables), and
@@ -36,8 +36,9 @@ from bench_serving import MODEL_NAME, REPO, Floor, LoadGenerator, build_cifar_cn
     server_command, write_payloads
 from serving.process import free_port
 
-# Runs in a fresh interpreter: argv[1] the SavedModel version dir, argv[2] "server" or "plain"
-# (how TensorFlow is imported). One JSON line per step on stdout.
+# Runs in a fresh interpreter: argv[1] the SavedModel version dir, argv[2] "server" (as
+# serving.server.main: malloc arenas capped, TF without Keras) or "plain" (neither). One JSON
+# line per step on stdout.
 STEPS_CODE = r"""
 import ctypes, json, os, sys, time
 import numpy as np
@@ -58,8 +59,9 @@ t = time.perf_counter()
 from serving.server import main, model_server
 t = mark("python + serving.server.main, model_server (no TF)", t)
 if sys.argv[2] == "server":
+    main.cap_malloc_arenas()
     tf = model_server.import_tensorflow_without_keras()
-    t = mark("import tensorflow (as the server does: no Keras)", t)
+    t = mark("import tensorflow (as the server does: arenas capped, no Keras)", t)
 else:
     import tensorflow as tf
     t = mark("import tensorflow (plain: TF imports tf_keras)", t)
