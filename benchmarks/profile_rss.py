@@ -8,7 +8,7 @@
    glibc's malloc arenas, and the plain way, which imports Keras too), grpc / aiohttp / TF Serving APIs, the SavedModel load
    (`load_servable`), the first call, 200 more calls, then `malloc_trim(0)` (what glibc held).
 2. Servers: `python -m serving.server --num_server_processes=1` (batching on, the default),
-   the same with other environments (`--env 'MALLOC_ARENA_MAX=2'`, glibc malloc tunables), and
+   the same with other environments (`--env 'MALLOC_ARENA_MAX=16'`, glibc malloc tunables), and
    `benchmarks/naive_server.py`, all side by side, each pinned to CPU `--pin` as in the peers
    benchmark; RSS of each process tree once ready, then after 16 and 64 concurrent 1-row
    clients for `--duration` s each on REST and on gRPC.
@@ -191,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of load per protocol")
     parser.add_argument("--pin", default="0", help="CPU list for the servers (taskset -c), or none")
     parser.add_argument("--env", action="append", default=[], metavar="'K=V [K=V]'",
-                        help="also run ours with these environment variables (repeatable; default: MALLOC_ARENA_MAX=2)")
+                        help="also run ours with these environment variables (repeatable; default: "
+                             "MALLOC_ARENA_MAX=16, glibc's own limit on 2 cores, which the server's cap of 2 replaces)")
     parser.add_argument("--skip-servers", action="store_true", help="only the step profile")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode, steps in result["steps"].items():
             print(format_steps(mode, steps) + "\n", flush=True)
         if not args.skip_servers:
-            env_variants = [spec.split() for spec in args.env or ["MALLOC_ARENA_MAX=2"]]
+            env_variants = [spec.split() for spec in args.env or ["MALLOC_ARENA_MAX=16"]]
             result["servers"] = profile_servers(version_dir, work / "servers", args.duration, args.pin, env_variants)
             print(format_servers(result["servers"]) + "\n")
     finally:
