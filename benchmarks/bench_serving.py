@@ -381,8 +381,8 @@ def write_payloads(work: Path, floor: Floor) -> tuple[dict[str, str], dict[int, 
 
 
 @contextlib.contextmanager
-def running(command: list[str], ready_url: str, log_path: Path, timeout: float = 180.0) -> Iterator[None]:
-    """Starts a server process, waits for `ready_url` to answer 200, SIGTERMs it at the end."""
+def running(command: list[str], ready_url: str, log_path: Path, timeout: float = 180.0) -> Iterator[subprocess.Popen]:
+    """Starts a server process, waits for `ready_url` to answer 200, yields it, SIGTERMs it at the end."""
     with open(log_path, "wb") as log:
         process = spawn(command, stdout=log, cwd=REPO)
     try:
@@ -403,7 +403,7 @@ def running(command: list[str], ready_url: str, log_path: Path, timeout: float =
                 raise SystemExit(f"server not ready within {timeout:g} s: {ready_url}\n"
                                  + log_path.read_text(errors="replace")[-3000:])
             time.sleep(0.2)
-        yield
+        yield process
     finally:
         stop_processes([process], 20)
 

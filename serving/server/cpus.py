@@ -11,7 +11,7 @@ import math
 import os
 from pathlib import Path
 
-# Each server process holds its own copy of every model (about 0.6 GB for a small Keras model
+# Each server process holds its own copy of every model (about 0.5 GB for a small Keras model
 # with TensorFlow), so the default stops here however many cores there are; measured on 2 cores
 # only (docs/serving-benchmark.md). More with an explicit --num_server_processes=N.
 MAX_DEFAULT_PROCESSES = 4

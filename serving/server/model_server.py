@@ -13,6 +13,7 @@ import asyncio
 import gc
 import logging
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -63,7 +64,7 @@ class ModelServer:
         args = self.args
         os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf
+        tf = import_tensorflow_without_keras()
 
         from serving.server.core import ServingCore
         from serving.server.metrics import ServingMetrics
@@ -239,6 +240,36 @@ class ModelServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+# What `import tensorflow` imports eagerly "so that registration of optimizers in the
+# SavedModel registry happens at load time": tf_keras (TF_USE_LEGACY_KERAS=1) or Keras 3.
+_EAGER_KERAS_MODULES = ("tf_keras.src.optimizers", "keras.src.optimizers")
+
+
+def import_tensorflow_without_keras() -> Any:
+    """`import tensorflow`, minus the Keras that TF imports eagerly for training's sake.
+
+    A server only calls signatures; the eager import of tf_keras (all its layers, applications,
+    pandas, pyarrow, PIL) costs about 65 MB of RSS and 2 s of start-up per server process
+    (docs/peers-benchmark.md, "Where the memory goes"). TF catches the ImportError of a module
+    marked None in sys.modules; the marks are removed right after, so anything that does need
+    Keras later still imports it (tf.saved_model.load does so itself for a SavedModel holding a
+    Keras OptimizerV2). No effect when TensorFlow is already imported (tests, tools)."""
+    if "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        return tf
+    marked = [name for name in _EAGER_KERAS_MODULES if name not in sys.modules]
+    for name in marked:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        import tensorflow as tf
+    finally:
+        for name in marked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+    return tf
 
 
 @dataclass(frozen=True)
