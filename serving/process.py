@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import IO, Any, Callable, Sequence
 
+from serving import layout
 from serving.errors import LoadTimeout, ServerStartError, shorten
 
 logger = logging.getLogger(__name__)
@@ -135,10 +136,8 @@ def write_ready_file(path: str | os.PathLike[str], payload: dict) -> None:
     """Writes the ready file atomically (a reader never sees half of it)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".ready-")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle)
-    os.replace(tmp, target)
+    with layout.atomic_file(target) as out:
+        out.write(json.dumps(payload).encode())
 
 
 def announce_ready(

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import logging
 import os
 import re
@@ -45,7 +44,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator, Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from serving import inspect, layout, validate
 from serving.saved_model import DEFAULT_SIGNATURE, SERVING_TAG
@@ -209,17 +208,6 @@ def saved_model_dir(
 # The model config file (labels).
 
 
-@contextlib.contextmanager
-def _config_lock(config_path: Path) -> Iterator[None]:
-    config_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(config_path.parent / f".{config_path.name}.lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def read_model_config(config_path: str | os.PathLike[str]):
     """The ModelServerConfig in `config_path` (empty when the file does not exist)."""
     from google.protobuf import text_format
@@ -233,29 +221,6 @@ def read_model_config(config_path: str | os.PathLike[str]):
         except text_format.ParseError as error:
             raise PushError(f"{path} is not a text ModelServerConfig: {error}") from None
     return config
-
-
-@contextlib.contextmanager
-def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
-    """A binary handle on a hidden temporary file beside `path`, renamed to `path` when the block
-    ends without error (after fsync), removed otherwise: readers see the old file or the whole new one."""
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(handle, 0o644)  # mkstemp's 0600 would hide the file from a server run as another user
-        with os.fdopen(handle, "wb") as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    with _atomic_file(path) as out:
-        out.write(text.encode())
 
 
 def update_model_config(
@@ -277,7 +242,7 @@ def update_model_config(
 
     path = Path(config_path)
     model_dir = Path(serving_dir).resolve() / model_name
-    with _config_lock(path):
+    with layout.locked(path.parent / f".{path.name}.lock"):
         if not path.is_file() and not create and not set_labels:
             return False
         config = read_model_config(path)
@@ -303,7 +268,8 @@ def update_model_config(
             entry.model_version_policy.specific.versions.extend(wanted)
         else:
             entry.model_version_policy.latest.num_versions = 1
-        _write_atomically(path, text_format.MessageToString(config))
+        with layout.atomic_file(path) as out:
+            out.write(text_format.MessageToString(config).encode())
     logger.info("wrote %s: %s labels %s, versions %s", path, model_name, labels, wanted)
     return True
 
@@ -448,7 +414,7 @@ def export_version(
     if target.is_dir():
         raise PushError(f"{target} is a directory: expected a file name such as {target / 'model.tar.gz'}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_file(target) as out:
+    with layout.atomic_file(target) as out:
         with tarfile.open(fileobj=out, mode="w:gz") as tar:
             tar.add(source, arcname=f"{model_name}/{version}", filter=_as_root)
             files = sum(1 for member in tar.getmembers() if member.isfile())
