@@ -30,13 +30,14 @@ Stable fixture names (other test modules, e.g. test_client.py, rely on them):
   (`save_classifier`) for a tiny softmax net on 8x8 grey images with class names CLASSIFIER_NAMES:
   `serving_default` (`image`), `serving_examples`, `serving_image_bytes`, assets/class_names.txt.
 - `serve` (session): `serve(base_path=None, *, model_name="half_plus_two", args=(),
-  config_file=None, timeout=90)` is a context manager that starts `python -m serving.server`
-  on free loopback ports (`--pick_unused_ports --ready_file=...`, 1 s poll), as one process
-  (`--num_server_processes=1`, which `args` may override: the default of one per core would
-  double every test server's start-up and memory; tests/serving/server/test_supervisor.py
-  covers the default), with the other defaults (batching on), waits for readiness and yields a
-  `ServerProcess` (`grpc_port`, `rest_port`, `rest_url`, `grpc_target`, `process`,
-  `log_path`, `log()`); the process is terminated (SIGTERM) on exit.
+  config_file=None, timeout=90, server_defaults=False)` is a context manager that starts
+  `python -m serving.server` on free loopback ports (`--pick_unused_ports --ready_file=...`),
+  with a 1 s poll and as one process (`--num_server_processes=1`, which `args` may override:
+  the default of one per core would double every test server's start-up and memory), unless
+  `server_defaults` (then only the model flags: test_supervisor.py checks those defaults), with
+  the other defaults (batching on), waits for readiness and yields a `ServerProcess`
+  (`grpc_port`, `rest_port`, `rest_url`, `grpc_target`, `process`, `ready` (the ready file's
+  JSON), `log()`); the process is terminated (SIGTERM) on exit.
 - `half_plus_two_server` (module): one server on a half_plus_two base path with model name
   `half_plus_two`, shared by the tests of a module (a `ServerProcess` plus `.base_path`).
 
@@ -54,7 +55,7 @@ import os
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
@@ -333,11 +334,17 @@ def bytes_model_dir(tmp_path: Path, bytes_model: Path) -> Path:
 @dataclass
 class ServerProcess:
     process: subprocess.Popen
-    grpc_port: int
-    rest_port: int | None
+    ready: dict  # what the server wrote to its --ready_file: ports, pid (and worker_pids)
     log_path: Path
     base_path: Path | None = None
-    extra: dict = field(default_factory=dict)
+
+    @property
+    def grpc_port(self) -> int:
+        return self.ready["grpc_port"]
+
+    @property
+    def rest_port(self) -> int | None:
+        return self.ready["rest_port"]
 
     @property
     def rest_url(self) -> str:
@@ -362,21 +369,17 @@ def start_server(
     args: Sequence[str] = (),
     config_file: str | os.PathLike | None = None,
     timeout: float = 90.0,
-    workdir: Path | None = None,
+    server_defaults: bool = False,
 ) -> Iterator[ServerProcess]:
     """Runs `python -m serving.server` on free ports until the block ends."""
     import tempfile
 
-    workdir = Path(workdir or tempfile.mkdtemp(prefix="serve-"))
+    workdir = Path(tempfile.mkdtemp(prefix="serve-"))
     ready = workdir / "ready.json"
     log_path = workdir / "server.log"
-    command = [
-        *process.embedded_command(),
-        "--pick_unused_ports",
-        f"--ready_file={ready}",
-        "--file_system_poll_wait_seconds=1",
-        "--num_server_processes=1",
-    ]
+    command = [*process.embedded_command(), "--pick_unused_ports", f"--ready_file={ready}"]
+    if not server_defaults:
+        command += ["--file_system_poll_wait_seconds=1", "--num_server_processes=1"]
     if config_file is not None:
         command.append(f"--model_config_file={config_file}")
     else:
@@ -389,15 +392,9 @@ def start_server(
             (info,) = process.wait_for_ready_files([server], [ready], time.monotonic() + timeout)
         except (ServerStartError, LoadTimeout) as error:
             raise RuntimeError(f"{error}:\n{log_path.read_text(errors='replace')[-4000:]}") from None
-        yield ServerProcess(
-            process=server,
-            grpc_port=info["grpc_port"],
-            rest_port=info["rest_port"],
-            log_path=log_path,
-            base_path=Path(base_path) if base_path is not None else None,
-        )
+        yield ServerProcess(server, info, log_path, Path(base_path) if base_path is not None else None)
     finally:
-        process.stop_processes([server], 20)
+        process.stop_processes([server], 30)
 
 
 @pytest.fixture(scope="session")
