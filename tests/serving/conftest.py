@@ -14,6 +14,7 @@ Stable fixture names (other test modules, e.g. test_client.py, rely on them):
 - `broken_model` (session): a complete-looking SavedModel directory (saved_model.pb, variables)
   whose saved_model.pb is garbage, so loading it fails.
 - `warmup_writer` (session): `write_warmup(export_dir, [PredictRequest, ...])`.
+- `method_namer` (session): `set_method_names(export_dir, {signature: method_name})`.
 - `half_plus_two_dir` (function): a fresh model base path `<tmp>/models/half_plus_two` holding
   version `1` of that model; publish more versions with `serving.layout.publish`.
 - `bytes_model` (session): a SavedModel whose `serving_default` takes `image_bytes` (string
@@ -63,9 +64,8 @@ import pytest
 
 from serving import process
 from serving.errors import LoadTimeout, ServerStartError
+from serving.saved_model import CLASSIFY_METHOD, REGRESS_METHOD
 
-CLASSIFY = "tensorflow/serving/classify"
-REGRESS = "tensorflow/serving/regress"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -145,7 +145,7 @@ def build_half_plus_two(export_dir: str | os.PathLike, offset: float = 2.0) -> P
     )
     set_method_names(
         export_dir,
-        {"classify_x_to_y": CLASSIFY, "regress_x_to_y": REGRESS, "regress_x_to_y2": REGRESS},
+        {"classify_x_to_y": CLASSIFY_METHOD, "regress_x_to_y": REGRESS_METHOD, "regress_x_to_y2": REGRESS_METHOD},
     )
     return export_dir
 
@@ -294,6 +294,11 @@ def broken_model(tmp_path_factory: pytest.TempPathFactory, half_plus_two_model: 
 @pytest.fixture(scope="session")
 def warmup_writer():
     return write_warmup
+
+
+@pytest.fixture(scope="session")
+def method_namer():
+    return set_method_names
 
 
 @pytest.fixture(scope="session")
