@@ -23,6 +23,7 @@ __all__ = [
     "LoadTimeout",
     "RequestFailed",
     "UnservableModel",
+    "PushError",
 ]
 
 _MAX_REASON_CHARS = 600
@@ -152,3 +153,7 @@ class UnservableModel(ValidationError, ServingError):
 
     def __init__(self, message: str, code: Code = Code.FAILED_PRECONDITION) -> None:
         ServingError.__init__(self, code, message)
+
+
+class PushError(Exception):
+    """`serving.push` could not push, roll back or export; the message says why and what to do."""
