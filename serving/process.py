@@ -38,7 +38,6 @@ SERVER_BINARY = "tensorflow_model_server"
 SERVER_EMBEDDED = "embedded"
 SERVER_CHOICES = (SERVER_AUTO, SERVER_BINARY, SERVER_EMBEDDED)
 
-_MAX_REASON_CHARS = 600
 _LOG_TAIL_LINES = 30
 
 
@@ -281,11 +280,11 @@ class ModelServerProcess:
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         return "\n".join(self.logs().splitlines()[-lines:])
 
-    def failure_lines(self, limit: int = _MAX_REASON_CHARS) -> str:
+    def failure_lines(self) -> str:
         """The log's error lines (else its last lines), on one line: why the server gave up."""
         lines = self.logs().splitlines()
         errors = [line for line in lines if any(w in line.lower() for w in ("error", "failed", "fatal"))]
-        return shorten(" | ".join((errors or lines)[-4:]) or "no log output", limit)
+        return shorten(" | ".join((errors or lines)[-4:]) or "no log output")
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._process is not None:
@@ -293,12 +292,8 @@ class ModelServerProcess:
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None
-            self._final_logs = self.logs() if self._final_logs is None else self._final_logs
-            # Read once more now that the file is complete.
-            if self._log_dir:
-                with contextlib.suppress(OSError):
-                    self._final_logs = Path(self._log_dir, "server.log").read_text(errors="replace")
-                shutil.rmtree(self._log_dir, ignore_errors=True)
+            self._final_logs = self.logs()  # the whole file, now that the server is gone
+            shutil.rmtree(self._log_dir, ignore_errors=True)
 
     def __enter__(self) -> "ModelServerProcess":
         self.start()
@@ -306,6 +301,3 @@ class ModelServerProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-# --------------------------------------------------------------------------------------------
