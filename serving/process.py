@@ -187,15 +187,13 @@ class ModelServerProcess:
         model_base_path: str | os.PathLike[str] | None = None,
         model_config_file: str | os.PathLike[str] | None = None,
         server: str = SERVER_AUTO,
-        grpc_port: int | None = None,
-        rest_port: int | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
         if model_config_file is None and not (model_name and model_base_path):
             raise ValueError("give model_name and model_base_path, or model_config_file")
         self._command, self.description = server_command(server)
-        self.grpc_port = grpc_port or free_port()
-        self.rest_port = rest_port or free_port()
+        self.grpc_port = free_port()
+        self.rest_port = free_port()
         while self.rest_port == self.grpc_port:
             self.rest_port = free_port()
         self._args = [f"--port={self.grpc_port}", f"--rest_api_port={self.rest_port}"]

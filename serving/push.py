@@ -75,13 +75,12 @@ def update_model_config(
     model_name: str,
     *,
     set_labels: Mapping[str, int] | None = None,
-    create: bool = False,
 ) -> bool:
     """Brings `model_name`'s entry in the config file up to date with the serving directory.
 
     Sets `set_labels`, drops labels whose version is gone, and makes the version policy
     `specific` = latest version + labelled versions. Other models in the file are kept. The file
-    is written only when it exists, `create` is true or labels are set, and is replaced
+    is written only when it exists or labels are set, and is replaced
     atomically. Returns True when the file was written.
     """
     from google.protobuf import text_format
@@ -89,7 +88,7 @@ def update_model_config(
     path = Path(config_path)
     model_dir = Path(serving_dir).resolve() / model_name
     with layout.locked(path.parent / f".{path.name}.lock"):
-        if not path.is_file() and not create and not set_labels:
+        if not path.is_file() and not set_labels:
             return False
         config = read_model_config(path)
         if config.WhichOneof("config") == "custom_model_config":

@@ -384,7 +384,6 @@ def validate_saved_model(
     examples: Sequence[bytes] = (),
     signature_names: Sequence[str] = (),
     max_loading_seconds: float = 120.0,
-    request_timeout: float = 30.0,
 ) -> ValidationReport:
     """Loads the SavedModel at `model_dir` in a fresh model-server process and queries it.
 
@@ -412,7 +411,7 @@ def validate_saved_model(
                 process.grpc_endpoint, model_name, deadline=deadline, is_alive=process.is_alive,
                 describe_exit=lambda: f"exit code {process.exit_code()}: {process.failure_lines()}",
             )
-            result = send_requests(process.grpc_endpoint, plan.requests, timeout=request_timeout)
+            result = send_requests(process.grpc_endpoint, plan.requests)
         except ValidationError as error:
             process.stop()
             logger.error("validation of %s failed: %s\nserver log tail:\n%s", model_dir, error, process.log_tail())
