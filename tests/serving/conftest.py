@@ -14,6 +14,8 @@ Stable fixture names (other test modules, e.g. test_client.py, rely on them):
 - `broken_model` (session): a complete-looking SavedModel directory (saved_model.pb, variables)
   whose saved_model.pb is garbage, so loading it fails.
 - `warmup_writer` (session): `write_warmup(export_dir, [PredictRequest, ...])`.
+- `predict_request` (session): `make_predict_request(model, *, signature="", **inputs)`, a
+  PredictRequest with each input array as a TensorProto.
 - `method_namer` (session): `set_method_names(export_dir, {signature: method_name})`.
 - `half_plus_two_dir` (function): a fresh model base path `<tmp>/models/half_plus_two` holding
   version `1` of that model; publish more versions with `serving.layout.publish`.
@@ -250,6 +252,24 @@ def frozen_graph_two_sinks(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def classifier_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_classifier(tmp_path_factory.mktemp("built") / "classifier")
+
+
+def make_predict_request(model: str, *, signature: str = "", **inputs: object):
+    """A PredictRequest for `model` (and `signature`) with each input array as a TensorProto."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = signature
+    for key, value in inputs.items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+    return request
+
+
+@pytest.fixture(scope="session")
+def predict_request():
+    return make_predict_request
 
 
 def write_warmup(export_dir: str | os.PathLike, requests: Sequence) -> Path:
