@@ -1,12 +1,14 @@
 """The errors of serving/: TF Serving's status codes and their HTTP meaning, and the release tools' verdicts.
 
-`ServingError` carries a status code (what a server answers); `ValidationError` and its kinds
-carry a one-line reason for a run summary (what validating a model in a server found). No
-TensorFlow here.
+`ServingError` carries a status code (what a server answers); `VersionStatus` is what
+GetModelStatus says of one version (the server's record and the client's reading: one type);
+`ValidationError` and its kinds carry a one-line reason for a run summary (what validating a
+model in a server found). No TensorFlow here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 
 __all__ = [
@@ -14,12 +16,14 @@ __all__ = [
     "ServingError",
     "invalid",
     "shorten",
+    "VersionStatus",
     "ValidationError",
     "ServerStartError",
     "ModelLoadError",
     "LoadTimeout",
     "RequestFailed",
     "UnservableModel",
+    "PushError",
 ]
 
 _MAX_REASON_CHARS = 600
@@ -89,6 +93,17 @@ def invalid(message: str) -> ServingError:
     return ServingError(Code.INVALID_ARGUMENT, message)
 
 
+@dataclasses.dataclass(frozen=True)
+class VersionStatus:
+    """One version in GetModelStatus: its state (`AVAILABLE`, `END`, ... as TF Serving's REST
+    API names ModelVersionStatus.State) and its status (a `Code` name and the message)."""
+
+    version: int
+    state: str
+    error_code: str = "OK"
+    error_message: str = ""
+
+
 def shorten(text: str, limit: int = _MAX_REASON_CHARS) -> str:
     """`text` on one line, cut to `limit` characters (reasons go into properties and summaries)."""
     text = " ".join(text.split())
@@ -138,3 +153,7 @@ class UnservableModel(ValidationError, ServingError):
 
     def __init__(self, message: str, code: Code = Code.FAILED_PRECONDITION) -> None:
         ServingError.__init__(self, code, message)
+
+
+class PushError(Exception):
+    """`serving.push` could not push, roll back or export; the message says why and what to do."""

@@ -15,11 +15,12 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import IO, Callable, Iterator
 
 logger = logging.getLogger(__name__)
 
@@ -163,15 +164,34 @@ def is_complete_saved_model(version_dir: str | os.PathLike[str]) -> bool:
 
 
 @contextlib.contextmanager
-def _publish_lock(model_dir: Path) -> Iterator[None]:
-    """Serialises publishers of one model (two pipelines or a pipeline and `push`)."""
-    model_dir.mkdir(parents=True, exist_ok=True)
-    with open(model_dir / LOCK_NAME, "a+") as handle:
+def locked(lock_file: Path) -> Iterator[None]:
+    """Holds an exclusive flock on `lock_file` (created with its directory): serialises the
+    publishers of one model (two pipelines or a pipeline and `push`) and the writers of a config."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[IO[bytes]]:
+    """A binary handle on a hidden temporary file beside `path`, renamed to `path` when the block
+    ends without error (after fsync), removed otherwise: readers see the old file or the whole new one."""
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(handle, 0o644)  # mkstemp's 0600 would hide the file from a server run as another user
+        with os.fdopen(handle, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 @dataclass(frozen=True)
@@ -201,7 +221,7 @@ def publish(
         raise LayoutError(f"{source_path} is not a complete SavedModel: {problem}")
     model_dir = Path(serving_dir) / model_name
     copy = copy_tree or (lambda src, dst: shutil.copytree(src, dst))
-    with _publish_lock(model_dir):
+    with locked(model_dir / LOCK_NAME):
         existing = list_versions(model_dir)
         version = (existing[-1] + 1) if existing else 1
         staging = model_dir / f"{STAGING_PREFIX}{version}"

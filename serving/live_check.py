@@ -23,7 +23,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from serving import example_inputs, layout, validate
+from serving import layout, validate
 from serving.saved_model import DEFAULT_SIGNATURE
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 LIVE_CHECK_WAIT_SECONDS = 60.0
 _RTOL = 1e-4
 _ATOL = 1e-5
+# Outputs that hold class scores, by the names models give them.
+SCORE_OUTPUTS = ("scores", "probabilities", "probs", "predictions", "logits", "output_0")
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,19 @@ def _row_matches(expected: Mapping[str, np.ndarray], actual: Mapping[str, np.nda
     return int(good.sum()), first
 
 
+def predicted_classes(outputs: Mapping[str, np.ndarray], class_output: str | None, rows: int) -> np.ndarray | None:
+    """Class ids per row: `class_output` when the model returns it, else the arg-max of its only
+    [batch, classes] output, or of the one named like class scores; None when there are none."""
+    if class_output and class_output in outputs:
+        return np.asarray(outputs[class_output]).reshape(-1).astype(np.int64)
+    candidates = list(outputs) if len(outputs) == 1 else [name for name in SCORE_OUTPUTS if name in outputs]
+    for name in candidates:
+        scores = np.asarray(outputs[name])
+        if scores.ndim == 2 and scores.shape[0] == rows and scores.shape[1] >= 2 and scores.dtype.kind == "f":
+            return scores.argmax(axis=1).astype(np.int64)
+    return None
+
+
 def _expected_outputs(model_dir: Path, signature_name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     import tensorflow as tf
 
@@ -193,7 +208,7 @@ def _check_endpoint(
                              f"the pushed SavedModel does not load in-process: {validate.shorten(str(error))}")
     matched, mismatch = _row_matches(wanted, actual, rows)
     correct = None
-    predicted = example_inputs.predicted_classes(actual, class_output, rows)
+    predicted = predicted_classes(actual, class_output, rows)
     if labels is not None and predicted is not None:
         correct = int((predicted == np.asarray(labels)).sum())
     ok = matched == rows
@@ -245,8 +260,8 @@ def check_live_endpoint(
             model_name, version, None, (),
             reason=f"version {version} has no signature {signature_name!r}; it has {sorted(signature_defs)}",
         )
-    inputs = example_inputs.signature_inputs(signature_defs[signature_name], examples)
-    parsed = example_inputs.parse_examples(examples)
+    inputs = validate.signature_inputs(signature_defs[signature_name], examples)
+    parsed = validate.parse_examples(examples)
     cache: dict[str, Mapping[str, np.ndarray]] = {}
 
     def expected() -> Mapping[str, np.ndarray]:

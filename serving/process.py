@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import IO, Any, Callable, Sequence
 
+from serving import layout
 from serving.errors import LoadTimeout, ServerStartError, shorten
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,6 @@ SERVER_BINARY = "tensorflow_model_server"
 SERVER_EMBEDDED = "embedded"
 SERVER_CHOICES = (SERVER_AUTO, SERVER_BINARY, SERVER_EMBEDDED)
 
-_MAX_REASON_CHARS = 600
 _LOG_TAIL_LINES = 30
 
 
@@ -135,10 +135,8 @@ def write_ready_file(path: str | os.PathLike[str], payload: dict) -> None:
     """Writes the ready file atomically (a reader never sees half of it)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".ready-")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle)
-    os.replace(tmp, target)
+    with layout.atomic_file(target) as out:
+        out.write(json.dumps(payload).encode())
 
 
 def announce_ready(
@@ -189,15 +187,13 @@ class ModelServerProcess:
         model_base_path: str | os.PathLike[str] | None = None,
         model_config_file: str | os.PathLike[str] | None = None,
         server: str = SERVER_AUTO,
-        grpc_port: int | None = None,
-        rest_port: int | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
         if model_config_file is None and not (model_name and model_base_path):
             raise ValueError("give model_name and model_base_path, or model_config_file")
         self._command, self.description = server_command(server)
-        self.grpc_port = grpc_port or free_port()
-        self.rest_port = rest_port or free_port()
+        self.grpc_port = free_port()
+        self.rest_port = free_port()
         while self.rest_port == self.grpc_port:
             self.rest_port = free_port()
         self._args = [f"--port={self.grpc_port}", f"--rest_api_port={self.rest_port}"]
@@ -282,11 +278,11 @@ class ModelServerProcess:
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         return "\n".join(self.logs().splitlines()[-lines:])
 
-    def failure_lines(self, limit: int = _MAX_REASON_CHARS) -> str:
+    def failure_lines(self) -> str:
         """The log's error lines (else its last lines), on one line: why the server gave up."""
         lines = self.logs().splitlines()
         errors = [line for line in lines if any(w in line.lower() for w in ("error", "failed", "fatal"))]
-        return shorten(" | ".join((errors or lines)[-4:]) or "no log output", limit)
+        return shorten(" | ".join((errors or lines)[-4:]) or "no log output")
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._process is not None:
@@ -294,12 +290,8 @@ class ModelServerProcess:
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None
-            self._final_logs = self.logs() if self._final_logs is None else self._final_logs
-            # Read once more now that the file is complete.
-            if self._log_dir:
-                with contextlib.suppress(OSError):
-                    self._final_logs = Path(self._log_dir, "server.log").read_text(errors="replace")
-                shutil.rmtree(self._log_dir, ignore_errors=True)
+            self._final_logs = self.logs()  # the whole file, now that the server is gone
+            shutil.rmtree(self._log_dir, ignore_errors=True)
 
     def __enter__(self) -> "ModelServerProcess":
         self.start()
@@ -307,6 +299,3 @@ class ModelServerProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-# --------------------------------------------------------------------------------------------

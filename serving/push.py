@@ -5,13 +5,8 @@
     python -m serving.push rollback --serving-dir DIR --model-name NAME --to VERSION [--label stable|canary]
     python -m serving.push export --serving-dir DIR --model-name NAME [--version N] [--output model.tar.gz]
 
-MODEL is a SavedModel directory, a `.keras` file or a legacy `.h5` file (as seed 000 saves), or a
-TF1 frozen GraphDef `.pb` (seed 004); Keras files are converted to a SavedModel in a temporary
-directory first, a frozen graph is wrapped into one (graph import + SavedModelBuilder) with a
-`serving_default` predict signature over its input and output tensors: the names given, else the
-guess of `python -m serving.inspect` (Placeholders in, the one sink out; refused when there is
-no single sink). Signature keys are the tensor names with `/` and other non-word characters
-as `_` and `:0` dropped (`input/x:0` -> `input_x`). The model is validated as the
+MODEL is a SavedModel directory, a `.keras` or `.h5` file, or a TF1 frozen GraphDef `.pb`, turned
+into a SavedModel in a temporary directory by `serving.convert`. The model is validated as the
 InfraValidator validates (`serving.validate`): it must load in a real model-server process
 (`tensorflow_model_server` if on PATH, else `python -m serving.server`) and answer a request built
 from its signatures' inputs. Only then is it published with `serving.layout.publish`: copied aside
@@ -34,21 +29,17 @@ for the latest get it again, history kept); with --label it points that label at
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import logging
 import os
-import re
-import shutil
 import sys
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
-from serving import inspect, layout, validate
-from serving.saved_model import DEFAULT_SIGNATURE, SERVING_TAG
+from serving import layout, validate
+from serving.convert import saved_model_dir
+from serving.errors import PushError
 
 logger = logging.getLogger(__name__)
 
@@ -59,165 +50,8 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 
 
-class PushError(Exception):
-    """The push or rollback could not be done; the message says why and what to do."""
-
-
-# --------------------------------------------------------------------------------------------
-# Turning MODEL into a SavedModel directory.
-
-
-def _convert_keras_file(path: Path, out_dir: Path) -> None:
-    """Loads a `.h5` / `.keras` file and saves it as a SavedModel with a serving signature."""
-    import tensorflow as tf
-
-    errors = []
-    try:
-        import tf_keras
-
-        model = tf_keras.models.load_model(path, compile=False)
-        tf.saved_model.save(model, str(out_dir))
-        return
-    except Exception as error:  # noqa: BLE001 - try the other Keras before giving up
-        errors.append(f"tf_keras: {validate.shorten(str(error), 300)}")
-        shutil.rmtree(out_dir, ignore_errors=True)
-    if path.suffix == ".keras":
-        try:
-            import keras
-
-            model = keras.saving.load_model(path, compile=False)
-            model.export(str(out_dir))
-            return
-        except Exception as error:  # noqa: BLE001
-            errors.append(f"keras 3: {validate.shorten(str(error), 300)}")
-            shutil.rmtree(out_dir, ignore_errors=True)
-    raise PushError(f"{path} could not be loaded as a Keras model ({'; '.join(errors)})")
-
-
-def _tensor_name(name: str) -> str:
-    return name if ":" in name else f"{name}:0"
-
-
-def signature_key(tensor_name: str) -> str:
-    """The signature key of a graph tensor: `input/x:0` -> `input_x`, `split:1` -> `split_1`."""
-    op, _, index = _tensor_name(tensor_name).partition(":")
-    key = re.sub(r"[^A-Za-z0-9_]", "_", op)
-    return key if index == "0" else f"{key}_{index}"
-
-
-def choose_frozen_graph_tensors(
-    graph_def, input_tensors: Sequence[str] = (), output_tensors: Sequence[str] = ()
-) -> tuple[list[str], list[str]]:
-    """(inputs, outputs) tensor names to serve: those given (checked), else inspect's guess.
-
-    The guess takes every Placeholder as an input and the one sink tensor as the output; no
-    Placeholder, or no single sink, is refused with the candidates named.
-    """
-    guessed_inputs, guessed_outputs = inspect.frozen_graph_io(graph_def)
-    ops = {node.name for node in graph_def.node}
-    chosen = []
-    for given, guessed, kind, flag in (
-        (input_tensors, guessed_inputs, "input", "--input-tensors"),
-        (output_tensors, guessed_outputs, "output", "--output-tensors"),
-    ):
-        names = [_tensor_name(name) for name in given]
-        for name in names:
-            if name.partition(":")[0] not in ops:
-                raise PushError(f"{kind} tensor {name!r} is not in the graph: expected an op name with an "
-                                f"optional :index (likely {kind}s: {', '.join(t.tensor for t in guessed) or 'none'})")
-        if not names:
-            candidates = [t.tensor for t in guessed]
-            if not candidates or (kind == "output" and len(candidates) > 1):
-                raise PushError(
-                    f"cannot guess the graph's {kind} tensors (candidates: {', '.join(candidates) or 'none'}): "
-                    f"pass {flag} NAME[,NAME...]"
-                )
-            names = candidates
-        keys = [signature_key(name) for name in names]
-        if len(set(keys)) != len(keys):
-            raise PushError(f"{kind} tensors {names} give clashing signature keys {keys}: pass fewer or other tensors")
-        chosen.append(names)
-    return chosen[0], chosen[1]
-
-
-def _wrap_frozen_graph(
-    path: Path, out_dir: Path, input_tensors: Sequence[str], output_tensors: Sequence[str]
-) -> None:
-    """Wraps a TF1 frozen GraphDef into a SavedModel with a `serving_default` predict signature."""
-    import tensorflow as tf
-
-    tf1 = tf.compat.v1
-    try:
-        graph_def = inspect.read_graph_def(path)
-        inputs, outputs = choose_frozen_graph_tensors(graph_def, input_tensors, output_tensors)
-    except inspect.InspectError as error:
-        raise PushError(f"{path}: {error}" if str(path) not in str(error) else str(error)) from None
-    graph = tf.Graph()
-    with graph.as_default():
-        tf1.import_graph_def(graph_def, name="")
-        try:
-            tensors = [{signature_key(n): graph.get_tensor_by_name(n) for n in names} for names in (inputs, outputs)]
-        except (KeyError, ValueError) as error:
-            raise PushError(f"{path}: {error}") from None
-        signature = tf1.saved_model.signature_def_utils.predict_signature_def(*tensors)
-        with tf1.Session(graph=graph) as session:
-            builder = tf1.saved_model.builder.SavedModelBuilder(str(out_dir))
-            builder.add_meta_graph_and_variables(
-                session, [SERVING_TAG], signature_def_map={DEFAULT_SIGNATURE: signature}, strip_default_attrs=True
-            )
-            builder.save()
-    logger.info("wrapped %s: inputs %s, outputs %s", path, inputs, outputs)
-
-
-@contextlib.contextmanager
-def saved_model_dir(
-    model: str | os.PathLike[str], *, input_tensors: Sequence[str] = (), output_tensors: Sequence[str] = ()
-) -> Iterator[Path]:
-    """Yields a SavedModel directory for `model`: itself, or a temporary conversion of a Keras
-    file or a frozen graph (`input_tensors` / `output_tensors` name its tensors; frozen graphs only)."""
-    path = Path(model)
-    if (input_tensors or output_tensors) and (path.suffix != ".pb" or path.is_dir()):
-        raise PushError(f"--input-tensors / --output-tensors apply to a frozen GraphDef .pb file only, not {path}")
-    if path.is_file() and path.suffix == ".pb":
-        if path.name == "saved_model.pb":
-            raise PushError(f"{path} is a SavedModel's graph: pass its directory {path.parent}")
-        with tempfile.TemporaryDirectory(prefix="push-convert-") as scratch:
-            out_dir = Path(scratch, "saved_model")
-            logger.info("wrapping frozen graph %s into a SavedModel in %s", path, out_dir)
-            _wrap_frozen_graph(path, out_dir, input_tensors, output_tensors)
-            yield out_dir
-        return
-    if path.is_dir():
-        if not (path / "saved_model.pb").is_file():
-            raise PushError(f"{path} is a directory but not a SavedModel: expected saved_model.pb in it")
-        yield path
-        return
-    if not path.is_file():
-        raise PushError(
-            f"{path} does not exist: expected a SavedModel directory, a .keras or .h5 file, or a frozen graph .pb"
-        )
-    if path.suffix not in (".h5", ".hdf5", ".keras"):
-        raise PushError(f"{path} is not a SavedModel directory, a .keras or .h5 file, or a frozen graph .pb")
-    with tempfile.TemporaryDirectory(prefix="push-convert-") as scratch:
-        out_dir = Path(scratch, "saved_model")
-        logger.info("converting %s to a SavedModel in %s", path, out_dir)
-        _convert_keras_file(path, out_dir)
-        yield out_dir
-
-
 # --------------------------------------------------------------------------------------------
 # The model config file (labels).
-
-
-@contextlib.contextmanager
-def _config_lock(config_path: Path) -> Iterator[None]:
-    config_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(config_path.parent / f".{config_path.name}.lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def read_model_config(config_path: str | os.PathLike[str]):
@@ -235,50 +69,26 @@ def read_model_config(config_path: str | os.PathLike[str]):
     return config
 
 
-@contextlib.contextmanager
-def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
-    """A binary handle on a hidden temporary file beside `path`, renamed to `path` when the block
-    ends without error (after fsync), removed otherwise: readers see the old file or the whole new one."""
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(handle, 0o644)  # mkstemp's 0600 would hide the file from a server run as another user
-        with os.fdopen(handle, "wb") as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    with _atomic_file(path) as out:
-        out.write(text.encode())
-
-
 def update_model_config(
     config_path: str | os.PathLike[str],
     serving_dir: str | os.PathLike[str],
     model_name: str,
     *,
     set_labels: Mapping[str, int] | None = None,
-    create: bool = False,
 ) -> bool:
     """Brings `model_name`'s entry in the config file up to date with the serving directory.
 
     Sets `set_labels`, drops labels whose version is gone, and makes the version policy
     `specific` = latest version + labelled versions. Other models in the file are kept. The file
-    is written only when it exists, `create` is true or labels are set, and is replaced
+    is written only when it exists or labels are set, and is replaced
     atomically. Returns True when the file was written.
     """
     from google.protobuf import text_format
 
     path = Path(config_path)
     model_dir = Path(serving_dir).resolve() / model_name
-    with _config_lock(path):
-        if not path.is_file() and not create and not set_labels:
+    with layout.locked(path.parent / f".{path.name}.lock"):
+        if not path.is_file() and not set_labels:
             return False
         config = read_model_config(path)
         if config.WhichOneof("config") == "custom_model_config":
@@ -303,7 +113,8 @@ def update_model_config(
             entry.model_version_policy.specific.versions.extend(wanted)
         else:
             entry.model_version_policy.latest.num_versions = 1
-        _write_atomically(path, text_format.MessageToString(config))
+        with layout.atomic_file(path) as out:
+            out.write(text_format.MessageToString(config).encode())
     logger.info("wrote %s: %s labels %s, versions %s", path, model_name, labels, wanted)
     return True
 
@@ -448,7 +259,7 @@ def export_version(
     if target.is_dir():
         raise PushError(f"{target} is a directory: expected a file name such as {target / 'model.tar.gz'}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_file(target) as out:
+    with layout.atomic_file(target) as out:
         with tarfile.open(fileobj=out, mode="w:gz") as tar:
             tar.add(source, arcname=f"{model_name}/{version}", filter=_as_root)
             files = sum(1 for member in tar.getmembers() if member.isfile())

@@ -149,6 +149,27 @@ def input_row(key: str, info, example) -> tuple[np.ndarray, bool]:
     return np.zeros(shape, dtype=dtype), False
 
 
+def parse_examples(examples: Sequence[bytes]) -> list:
+    """Serialized tf.Examples parsed."""
+    from tensorflow.core.example import example_pb2
+
+    return [example_pb2.Example.FromString(record) for record in examples]
+
+
+def signature_inputs(signature_def, examples: Sequence[bytes]) -> dict[str, np.ndarray]:
+    """One row per example for each input of `signature_def` (one zero row when there are none):
+    the serialized examples themselves for a single DT_STRING [None] input (TFX's serving_default
+    convention), else each input from the examples' feature of the same name (`input_row`)."""
+    if examples and _is_serialized_input(signature_def):
+        key = next(iter(signature_def.inputs))
+        return {key: np.array(list(examples), dtype=object)}
+    rows: dict[str, list[np.ndarray]] = {key: [] for key in signature_def.inputs}
+    for example in parse_examples(examples) or [None]:
+        for key, info in signature_def.inputs.items():
+            rows[key].append(input_row(key, info, example)[0])
+    return {key: np.concatenate(values, axis=0) for key, values in rows.items()}
+
+
 def _named_tensor_request(model_name: str, signature_name: str, signature_def, example):
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
@@ -189,7 +210,6 @@ def build_requests(
     Raises UnservableModel when a named signature is missing and ValueError when a named
     signature cannot be queried without examples.
     """
-    from tensorflow.core.example import example_pb2
     from tensorflow_serving.apis import classification_pb2, predict_pb2, regression_pb2
 
     explicit = bool(signature_names)
@@ -198,12 +218,7 @@ def build_requests(
         if name not in signature_defs:
             available = ", ".join(repr(n) for n in signature_defs) or "none"
             raise UnservableModel(f"the model has no signature {name!r}; it has: {available}")
-    parsed = []
-    for record in examples:
-        example = example_pb2.Example()
-        example.ParseFromString(record)
-        parsed.append(example)
-
+    parsed = parse_examples(examples)
     planned: list[PlannedRequest] = []
     skipped: list[str] = []
     for name in names:
@@ -369,7 +384,6 @@ def validate_saved_model(
     examples: Sequence[bytes] = (),
     signature_names: Sequence[str] = (),
     max_loading_seconds: float = 120.0,
-    request_timeout: float = 30.0,
 ) -> ValidationReport:
     """Loads the SavedModel at `model_dir` in a fresh model-server process and queries it.
 
@@ -397,7 +411,7 @@ def validate_saved_model(
                 process.grpc_endpoint, model_name, deadline=deadline, is_alive=process.is_alive,
                 describe_exit=lambda: f"exit code {process.exit_code()}: {process.failure_lines()}",
             )
-            result = send_requests(process.grpc_endpoint, plan.requests, timeout=request_timeout)
+            result = send_requests(process.grpc_endpoint, plan.requests)
         except ValidationError as error:
             process.stop()
             logger.error("validation of %s failed: %s\nserver log tail:\n%s", model_dir, error, process.log_tail())

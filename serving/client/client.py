@@ -354,8 +354,6 @@ class ServingClient:
 
     # -- internals ----------------------------------------------------------------------------
 
-    # -- internals ----------------------------------------------------------------------------
-
     @staticmethod
     def _check_examples(api: str, examples: Sequence[Any]) -> None:
         if not examples:
@@ -384,6 +382,5 @@ class ServingClient:
 
 def _as_array(value: Any, dtype: str) -> np.ndarray:
     if dtype == "DT_STRING":
-        array = np.asarray(value, dtype=object)
-        return array
+        return np.asarray(value, dtype=object)
     return np.asarray(value, dtype=NUMPY_BY_ENUM_NAME.get(dtype, None))

@@ -132,8 +132,7 @@ class GrpcTransport:
     ) -> Any:
         from tensorflow_serving.apis import classification_pb2, regression_pb2
 
-        module = classification_pb2 if api == "classify" else regression_pb2
-        request = module.ClassificationRequest() if api == "classify" else module.RegressionRequest()
+        request = classification_pb2.ClassificationRequest() if api == "classify" else regression_pb2.RegressionRequest()
         self._fill_spec(request.model_spec, ref, signature_name)
         protos = [e if not isinstance(e, Mapping) else dict_to_example(e) for e in examples]
         if context:

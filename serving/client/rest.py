@@ -42,18 +42,10 @@ def model_path(model: str, version: int | None, label: str | None) -> str:
     return path
 
 
-def _b64_encode(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_b64_encode(v) for v in value]
-    if isinstance(value, bytes):
-        return {"b64": base64.b64encode(value).decode()}
-    return value
-
-
 def _json_value(array: np.ndarray) -> Any:
     """A numpy array as TF Serving's JSON: bytes become {"b64": ...}, numbers stay numbers."""
     if array.dtype.kind in "SO":
-        return _b64_encode(array.tolist())
+        return _feature_json(array.tolist())
     if array.dtype.kind == "U":
         return array.tolist()
     return array  # orjson writes numeric arrays itself (OPT_SERIALIZE_NUMPY), fast.
@@ -85,6 +77,7 @@ def _loads(body: bytes) -> Any:
 
 
 def _feature_json(value: Any) -> Any:
+    """Arrays, lists and numpy scalars as JSON values; bytes as `{"b64": ...}`."""
     if isinstance(value, np.ndarray):
         value = value.reshape(-1).tolist()
     if isinstance(value, (list, tuple)):
@@ -143,20 +136,15 @@ class RestTransport:
                 method, path, body=payload, headers=headers, retries=False,
                 timeout=urllib3.Timeout(total=timeout), preload_content=True,
             )
-        except urllib3.exceptions.NewConnectionError as err:
-            # Checked first: urllib3 1.26 derives it from ConnectTimeoutError.
-            raise ClientError(
-                f"cannot reach the REST endpoint {self.base} ({_short(err)}): is the server running "
-                "and is this its REST port (--rest_api_port)?",
-                code="UNAVAILABLE",
-            ) from err
-        except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ConnectTimeoutError) as err:
-            raise ClientError(
-                f"deadline of {timeout:g} s exceeded: {method} {url} got no answer in time",
-                code="DEADLINE_EXCEEDED",
-            ) from err
         except urllib3.exceptions.HTTPError as err:
-            reason = getattr(err, "reason", None) or err
+            # A NewConnectionError is no timeout, though urllib3 1.26 derives it from ConnectTimeoutError.
+            timed_out = (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ConnectTimeoutError)
+            if isinstance(err, timed_out) and not isinstance(err, urllib3.exceptions.NewConnectionError):
+                raise ClientError(
+                    f"deadline of {timeout:g} s exceeded: {method} {url} got no answer in time",
+                    code="DEADLINE_EXCEEDED",
+                ) from err
+            reason = getattr(err, "reason", None) or err  # a NewConnectionError has none: itself
             raise ClientError(
                 f"cannot reach the REST endpoint {self.base} ({_short(reason)}): is the server running "
                 "and is this its REST port (--rest_api_port)?",

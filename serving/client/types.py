@@ -12,6 +12,7 @@ from typing import Any, Literal, Mapping
 
 import numpy as np
 
+from serving.errors import VersionStatus
 from serving.saved_model import DEFAULT_SIGNATURE  # noqa: F401 - the client's default signature
 
 Protocol = Literal["rest", "grpc"]
@@ -61,14 +62,6 @@ class ModelMetadata:
                 code="INVALID_ARGUMENT",
             )
         return self.signatures[name]
-
-
-@dataclasses.dataclass(frozen=True)
-class VersionStatus:
-    version: int
-    state: str
-    error_code: str
-    error_message: str
 
 
 @dataclasses.dataclass(frozen=True)

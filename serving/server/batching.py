@@ -57,16 +57,9 @@ class BatchingOptions:
     @classmethod
     def from_proto(cls, params) -> "BatchingOptions":
         """From a `BatchingParameters` message (see serving.server.config_protos)."""
-        defaults = cls()
-
-        def wrapped(field: str, default: int) -> int:
-            return getattr(params, field).value if params.HasField(field) else default
-
+        wrapped = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads")
         options = cls(
-            max_batch_size=wrapped("max_batch_size", defaults.max_batch_size),
-            batch_timeout_micros=wrapped("batch_timeout_micros", defaults.batch_timeout_micros),
-            max_enqueued_batches=wrapped("max_enqueued_batches", defaults.max_enqueued_batches),
-            num_batch_threads=wrapped("num_batch_threads", defaults.num_batch_threads),
+            **{name: getattr(params, name).value for name in wrapped if params.HasField(name)},
             allowed_batch_sizes=tuple(params.allowed_batch_sizes),
             pad_variable_length_inputs=params.pad_variable_length_inputs,
         )
@@ -74,14 +67,10 @@ class BatchingOptions:
         return options
 
     def validate(self) -> None:
-        if self.max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
-        if self.num_batch_threads < 1:
-            raise ValueError(f"num_batch_threads must be >= 1, got {self.num_batch_threads}")
-        if self.max_enqueued_batches < 1:
-            raise ValueError(f"max_enqueued_batches must be >= 1, got {self.max_enqueued_batches}")
-        if self.batch_timeout_micros < 0:
-            raise ValueError(f"batch_timeout_micros must be >= 0, got {self.batch_timeout_micros}")
+        for name, least in (("max_batch_size", 1), ("num_batch_threads", 1), ("max_enqueued_batches", 1),
+                            ("batch_timeout_micros", 0)):
+            if getattr(self, name) < least:
+                raise ValueError(f"{name} must be >= {least}, got {getattr(self, name)}")
         sizes = self.allowed_batch_sizes
         if sizes:
             if list(sizes) != sorted(set(sizes)) or sizes[0] < 1:

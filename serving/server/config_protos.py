@@ -41,74 +41,60 @@ def _field(name: str, number: int, ftype: int, type_name: str = "", repeated: bo
     return field
 
 
+_I64 = ".google.protobuf.Int64Value"
+# The files declared here: message -> fields (name, number, type[, type name]), as in TF Serving's.
+_FILES: dict[str, dict[str, list[tuple]]] = {
+    "tensorflow_serving/config/monitoring_config.proto": {
+        "PrometheusConfig": [("enable", 1, _F.TYPE_BOOL), ("path", 2, _F.TYPE_STRING)],
+        "MonitoringConfig": [("prometheus_config", 1, _F.TYPE_MESSAGE, ".tensorflow.serving.PrometheusConfig")],
+    },
+    "tensorflow_serving/config/ssl_config.proto": {
+        "SSLConfig": [
+            ("server_key", 1, _F.TYPE_STRING),
+            ("server_cert", 2, _F.TYPE_STRING),
+            ("custom_ca", 3, _F.TYPE_STRING),
+            ("client_verify", 4, _F.TYPE_BOOL),
+        ],
+    },
+    "tensorflow_serving/servables/tensorflow/batching_parameters_subset.proto": {
+        "BatchingParameters": [
+            ("max_batch_size", 1, _F.TYPE_MESSAGE, _I64),
+            ("batch_timeout_micros", 2, _F.TYPE_MESSAGE, _I64),
+            ("max_enqueued_batches", 3, _F.TYPE_MESSAGE, _I64),
+            ("num_batch_threads", 4, _F.TYPE_MESSAGE, _I64),
+            ("thread_pool_name", 5, _F.TYPE_MESSAGE, ".google.protobuf.StringValue"),
+            ("allowed_batch_sizes", 6, _F.TYPE_INT64, "", True),
+            ("pad_variable_length_inputs", 7, _F.TYPE_BOOL),
+            ("enable_large_batch_splitting", 8, _F.TYPE_MESSAGE, ".google.protobuf.BoolValue"),
+            ("max_execution_batch_size", 9, _F.TYPE_MESSAGE, _I64),
+        ],
+    },
+}
+
+
 def _build() -> dict[str, type]:
     pool = descriptor_pool.Default()
     try:
         pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig")
-        found = True
     except KeyError:
-        found = False
-    if not found:
         # wrappers.proto must be in the pool before a file that imports it.
         pool.FindFileByName(wrappers_pb2.DESCRIPTOR.name)
-        monitoring = descriptor_pb2.FileDescriptorProto(
-            name="tensorflow_serving/config/monitoring_config.proto",
-            package="tensorflow.serving",
-            syntax="proto3",
-        )
-        monitoring.message_type.add(
-            name="PrometheusConfig",
-            field=[_field("enable", 1, _F.TYPE_BOOL), _field("path", 2, _F.TYPE_STRING)],
-        )
-        monitoring.message_type.add(
-            name="MonitoringConfig",
-            field=[
-                _field("prometheus_config", 1, _F.TYPE_MESSAGE, ".tensorflow.serving.PrometheusConfig")
-            ],
-        )
-        ssl = descriptor_pb2.FileDescriptorProto(
-            name="tensorflow_serving/config/ssl_config.proto",
-            package="tensorflow.serving",
-            syntax="proto3",
-        )
-        ssl.message_type.add(
-            name="SSLConfig",
-            field=[
-                _field("server_key", 1, _F.TYPE_STRING),
-                _field("server_cert", 2, _F.TYPE_STRING),
-                _field("custom_ca", 3, _F.TYPE_STRING),
-                _field("client_verify", 4, _F.TYPE_BOOL),
-            ],
-        )
-        batching = descriptor_pb2.FileDescriptorProto(
-            name="tensorflow_serving/servables/tensorflow/batching_parameters_subset.proto",
-            package="tensorflow.serving",
-            syntax="proto3",
-            dependency=[wrappers_pb2.DESCRIPTOR.name],
-        )
-        i64 = ".google.protobuf.Int64Value"
-        batching.message_type.add(
-            name="BatchingParameters",
-            field=[
-                _field("max_batch_size", 1, _F.TYPE_MESSAGE, i64),
-                _field("batch_timeout_micros", 2, _F.TYPE_MESSAGE, i64),
-                _field("max_enqueued_batches", 3, _F.TYPE_MESSAGE, i64),
-                _field("num_batch_threads", 4, _F.TYPE_MESSAGE, i64),
-                _field("thread_pool_name", 5, _F.TYPE_MESSAGE, ".google.protobuf.StringValue"),
-                _field("allowed_batch_sizes", 6, _F.TYPE_INT64, repeated=True),
-                _field("pad_variable_length_inputs", 7, _F.TYPE_BOOL),
-                _field("enable_large_batch_splitting", 8, _F.TYPE_MESSAGE, ".google.protobuf.BoolValue"),
-                _field("max_execution_batch_size", 9, _F.TYPE_MESSAGE, i64),
-            ],
-        )
-        for file_proto in (monitoring, ssl, batching):
+        for file_name, messages in _FILES.items():
+            wrapped = any(f[3].startswith(".google.") for fields in messages.values() for f in fields if len(f) > 3)
+            file_proto = descriptor_pb2.FileDescriptorProto(
+                name=file_name,
+                package="tensorflow.serving",
+                syntax="proto3",
+                dependency=[wrappers_pb2.DESCRIPTOR.name] if wrapped else [],
+            )
+            for name, fields in messages.items():
+                file_proto.message_type.add(name=name, field=[_field(*f) for f in fields])
             pool.Add(file_proto)
-    names = ("PrometheusConfig", "MonitoringConfig", "SSLConfig", "BatchingParameters")
+    factory = message_factory.MessageFactory(pool)
     return {
-        name: message_factory.MessageFactory(pool).GetPrototype(
-            pool.FindMessageTypeByName(f"tensorflow.serving.{name}")
-        )
-        for name in names
+        name: factory.GetPrototype(pool.FindMessageTypeByName(f"tensorflow.serving.{name}"))
+        for messages in _FILES.values()
+        for name in messages
     }
 
 

@@ -328,11 +328,12 @@ class ServingCore:
         version, label = _spec_version(request.model_spec)
         if not request.model_spec.name:
             raise invalid("Missing model name in request.")
-        states = self.store.version_status(request.model_spec.name, version, label)
         response = get_model_status_pb2.GetModelStatusResponse()
-        for number, status in states:
-            entry = response.model_version_status.add(version=number, state=status.state)
-            entry.status.error_code = int(status.error_code)
+        for status in self.store.version_status(request.model_spec.name, version, label):
+            entry = response.model_version_status.add(
+                version=status.version, state=get_model_status_pb2.ModelVersionStatus.State.Value(status.state)
+            )
+            entry.status.error_code = Code[status.error_code]
             entry.status.error_message = status.error_message
         return response
 

@@ -18,7 +18,7 @@ import orjson
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from serving.errors import Code, ServingError
-from serving.server.model_store import ModelStore, State
+from serving.server.model_store import ModelStore
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +35,8 @@ def _why_unavailable(store: ModelStore, name: str) -> str:
     except ServingError:
         return f"model {name!r} has no version yet (none found under its base path)"
     described = []
-    for version, status in states[:3]:
-        text = f"version {version} {State.Name(status.state)}"
+    for status in states[:3]:
+        text = f"version {status.version} {status.state}"
         if status.error_message:
             text += f": {status.error_message[:200]}"
         described.append(text)

@@ -43,14 +43,21 @@ class _Histogram:
         self.count += 1
 
 
+def _untyped(name: str, documentation: str, label_names: tuple[str, ...], values: dict[tuple, int]) -> Metric:
+    """A family of counts (untyped, as TF Serving exports them), one sample per label values."""
+    family = Metric(name, documentation, "untyped")
+    for key, value in sorted(values.items()):
+        family.add_sample(name, dict(zip(label_names, key)), value)
+    return family
+
+
 class ServingMetrics(Collector):
-    """Request counts, latencies, load events and warmup latency; thread-safe."""
+    """Request counts, latencies and load events; thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._requests: dict[tuple[str, str], int] = defaultdict(int)
         self._latency: dict[tuple[str, str, str], _Histogram] = {}
-        self._examples: dict[str, int] = defaultdict(int)
         self._loads: dict[tuple[str, str], int] = defaultdict(int)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
@@ -77,12 +84,7 @@ class ServingMetrics(Collector):
             requests = dict(self._requests)
             latency = {k: (list(h.counts), h.total, h.count) for k, h in self._latency.items()}
             loads = dict(self._loads)
-        family = Metric(":tensorflow:serving:request_count", "The total number of requests.", "untyped")
-        for (model, status), value in sorted(requests.items()):
-            family.add_sample(
-                ":tensorflow:serving:request_count", {"model_name": model, "status": status}, value
-            )
-        yield family
+        yield _untyped(":tensorflow:serving:request_count", "The total number of requests.", ("model_name", "status"), requests)
         family = Metric(
             ":tensorflow:serving:request_latency",
             "Distribution of wall time (in microseconds) for Tensorflow Serving request.",
@@ -99,16 +101,12 @@ class ServingMetrics(Collector):
             family.add_sample(name + "_sum", labels, total)
             family.add_sample(name + "_count", labels, count)
         yield family
-        family = Metric(
+        yield _untyped(
             ":tensorflow:serving:model_load_events",
             "Model version load/unload events by model and outcome (loaded, failed, unloaded).",
-            "untyped",
+            ("model_name", "event"),
+            loads,
         )
-        for (model, event), value in sorted(loads.items()):
-            family.add_sample(
-                ":tensorflow:serving:model_load_events", {"model_name": model, "event": event}, value
-            )
-        yield family
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

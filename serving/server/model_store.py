@@ -13,33 +13,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import file_system_storage_path_source_pb2 as fs_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving import layout
-from serving.errors import Code, ServingError, invalid
+from serving.errors import Code, ServingError, VersionStatus, invalid
 from serving.server.servable import Servable, load_servable
 
 logger = logging.getLogger(__name__)
 
-State = get_model_status_pb2.ModelVersionStatus.State
 Loader = Callable[[str, int, str], Servable]
 Warmup = Callable[[Servable], None]
-
-
-@dataclass(frozen=True)
-class VersionState:
-    """The server's record of one version: what GetModelStatus reports for it (a client reads
-    it as `serving.client.VersionStatus`)."""
-
-    state: int
-    error_code: Code = Code.OK
-    error_message: str = ""
 
 
 class _Model:
@@ -47,7 +34,7 @@ class _Model:
 
     def __init__(self, config: model_server_config_pb2.ModelConfig) -> None:
         self.config = config
-        self.status: dict[int, VersionState] = {}
+        self.status: dict[int, VersionStatus] = {}
         self.servables: dict[int, Servable] = {}
         self.failed: set[int] = set()
         self.labels: dict[str, int] = {}
@@ -228,7 +215,7 @@ class ModelStore:
                     if name not in wanted:
                         model = self._models.pop(name)
                         for version in model.servables:
-                            model.status[version] = VersionState(State.END)
+                            model.status[version] = VersionStatus(version, "END")
                         logger.info("model %s removed from the config; unloaded", name)
                 for name, model_config in wanted.items():
                     model = self._models.get(name)
@@ -299,9 +286,9 @@ class ModelStore:
             stale = [v for v in model.servables if v not in aspired]
             if stale and aspired_available:
                 for version in stale:
-                    model.status[version] = VersionState(State.UNLOADING)
+                    model.status[version] = VersionStatus(version, "UNLOADING")
                     del model.servables[version]
-                    model.status[version] = VersionState(State.END)
+                    model.status[version] = VersionStatus(version, "END")
                     logger.info("unloaded %s version %d", name, version)
                 self._publish()
                 for version in stale:
@@ -309,8 +296,8 @@ class ModelStore:
 
     def _load(self, name: str, model: _Model, version: int, path: str) -> None:
         with self._lock:
-            model.status[version] = VersionState(State.START)
-            model.status[version] = VersionState(State.LOADING)
+            model.status[version] = VersionStatus(version, "START")
+            model.status[version] = VersionStatus(version, "LOADING")
         logger.info("loading %s version %d from %s", name, version, path)
         try:
             servable = self._loader(name, version, path)
@@ -321,14 +308,14 @@ class ModelStore:
             logger.error("failed to load %s version %d from %s: %s", name, version, path, message)
             with self._lock:
                 model.failed.add(version)
-                model.status[version] = VersionState(State.END, code, message)
+                model.status[version] = VersionStatus(version, "END", code.name, message)
             self._notify(name, version, "failed")
             return
         with self._lock:
             if self._models.get(name) is not model:
                 return
             model.servables[version] = servable
-            model.status[version] = VersionState(State.AVAILABLE)
+            model.status[version] = VersionStatus(version, "AVAILABLE")
             self._publish()
         self._notify(name, version, "loaded")
 
@@ -375,7 +362,7 @@ class ModelStore:
 
     def version_status(
         self, name: str, version: int | None = None, label: str | None = None
-    ) -> list[tuple[int, VersionState]]:
+    ) -> list[VersionStatus]:
         """GetModelStatus: states of all versions (newest first) or of one."""
         if label:
             version = self.resolve_label(name, label)
@@ -387,8 +374,8 @@ class ModelStore:
         if version is not None:
             if version not in states:
                 raise ServingError(Code.NOT_FOUND, f"Could not find version {version} of model {name}")
-            return [(version, states[version])]
-        return sorted(states.items(), key=lambda item: -item[0])
+            return [states[version]]
+        return [states[v] for v in sorted(states, reverse=True)]
 
     def servables(self) -> Iterable[Servable]:
         for _, servables, _ in self._snapshot.values():

@@ -20,7 +20,7 @@ import math
 from array import array as packed_floats
 from itertools import chain
 from operator import eq
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import orjson
@@ -197,8 +197,9 @@ def _dense_shape(value: Any) -> list[int]:
     return shape
 
 
-def _slow_check(value: Any, dtype: int, shape: Sequence[int], level: int = 0) -> None:
-    """FillTensorProto's validation, used only to explain why the fast conversion failed."""
+def _walk(value: Any, shape: Sequence[int], leaf: Callable[[Any], object], level: int = 0) -> None:
+    """FillTensorProto's walk: every list at its level and of its size in `shape`, every leaf at
+    the last level and handed to `leaf` (which checks or collects it)."""
     rank = len(shape)
     if not isinstance(value, list):
         if level != rank:
@@ -206,7 +207,7 @@ def _slow_check(value: Any, dtype: int, shape: Sequence[int], level: int = 0) ->
                 f"JSON Value: {_short_json(value)} found at incorrect level: {level + 1} in the "
                 f"JSON DOM. Expected at level: {rank}"
             )
-        _check_scalar(value, dtype)
+        leaf(value)
         return
     if level >= rank:
         raise invalid(f"Encountered list at unexpected level: {level} expected < {rank}")
@@ -216,7 +217,7 @@ def _slow_check(value: Any, dtype: int, shape: Sequence[int], level: int = 0) ->
             f"{shape[level]}"
         )
     for item in value:
-        _slow_check(item, dtype, shape, level + 1)
+        _walk(item, shape, leaf, level + 1)
 
 
 def _check_scalar(value: Any, dtype: int) -> None:
@@ -240,25 +241,21 @@ def _check_scalar(value: Any, dtype: int) -> None:
 
 
 def _check_lossless(value: float | int, dtype: int) -> None:
-    limit_int = _FLOAT64_MAX_EXACT_INT if dtype == types_pb2.DT_DOUBLE else _FLOAT32_MAX_EXACT_INT
-    target = "double" if dtype == types_pb2.DT_DOUBLE else "float"
-    if isinstance(value, int):
-        if abs(value) > limit_int:
-            raise invalid(
-                f"Cannot convert JSON value: {value} to {target} without loss of precision."
-            )
-    elif math.isfinite(value) and dtype != types_pb2.DT_DOUBLE:
-        if abs(value) > float(np.finfo(np.float32).max):
-            raise invalid(
-                f"Cannot convert JSON value: {value!r} to {target} without loss of precision."
-            )
+    double = dtype == types_pb2.DT_DOUBLE
+    if (
+        abs(value) > (_FLOAT64_MAX_EXACT_INT if double else _FLOAT32_MAX_EXACT_INT)
+        if isinstance(value, int)
+        else math.isfinite(value) and not double and abs(value) > float(np.finfo(np.float32).max)
+    ):
+        target = "double" if double else "float"
+        raise invalid(f"Cannot convert JSON value: {value!r} to {target} without loss of precision.")
 
 
 def json_to_array(value: Any, dtype: int) -> np.ndarray:
     """Converts one JSON tensor (scalar or nested lists) to an array of the signature's dtype.
 
     The fast path is a single numpy conversion checked by the inferred kind; anything numpy
-    cannot convert cleanly is re-walked by `_slow_check` to produce TF Serving's message.
+    cannot convert cleanly is re-walked by `_walk` to produce TF Serving's message.
     """
     if dtype == types_pb2.DT_STRING:
         return _json_to_string_array(value)
@@ -281,7 +278,7 @@ def json_to_array(value: Any, dtype: int) -> np.ndarray:
                 return inferred.astype(target, copy=False)
         elif target.kind == "b" and kind == "b":
             return inferred
-    _slow_check(value, dtype, _dense_shape(value))
+    _walk(value, _dense_shape(value), lambda leaf: _check_scalar(leaf, dtype))
     # The walk found nothing wrong per element, so the nesting itself is ragged.
     raise invalid(f"JSON Value: {_short_json(value)} is not a dense tensor (ragged nested lists)")
 
@@ -334,29 +331,7 @@ def _narrow_floats(inferred: np.ndarray, target: np.dtype) -> np.ndarray | None:
 def _json_to_string_array(value: Any) -> np.ndarray:
     shape = _dense_shape(value)
     flat: list[bytes] = []
-
-    def walk(item: Any, level: int) -> None:
-        if isinstance(item, list):
-            if level >= len(shape):
-                raise invalid(
-                    f"Encountered list at unexpected level: {level} expected < {len(shape)}"
-                )
-            if len(item) != shape[level]:
-                raise invalid(
-                    f"Encountered list at unexpected size: {len(item)} at level: {level} "
-                    f"expected size: {shape[level]}"
-                )
-            for sub in item:
-                walk(sub, level + 1)
-            return
-        if level != len(shape):
-            raise invalid(
-                f"JSON Value: {_short_json(item)} found at incorrect level: {level + 1} in the "
-                f"JSON DOM. Expected at level: {len(shape)}"
-            )
-        flat.append(_string_leaf(item))
-
-    walk(value, 0)
+    _walk(value, shape, lambda leaf: flat.append(_string_leaf(leaf)))
     array = np.empty(len(flat), dtype=object)
     array[:] = flat
     return array.reshape(shape)
@@ -552,14 +527,9 @@ def _nest(texts: list[str], shape: Sequence[int], keep: int) -> list[str]:
     return items
 
 
-def _tensor_json(name: str, array: np.ndarray) -> str:
-    texts = _leaf_texts(array, name.endswith("_bytes") and array.dtype.kind in "OSU")
-    return _nest(texts, array.shape, 0)[0]
-
-
-def _rows_json(name: str, array: np.ndarray) -> list[str]:
-    texts = _leaf_texts(array, name.endswith("_bytes") and array.dtype.kind in "OSU")
-    return _nest(texts, array.shape, 1)
+def _tensor_texts(name: str, array: np.ndarray, keep: int) -> list[str]:
+    """`_nest` over the tensor's leaf texts (`*_bytes` string outputs as `{"b64": ...}`)."""
+    return _nest(_leaf_texts(array, name.endswith("_bytes") and array.dtype.kind in "OSU"), array.shape, keep)
 
 
 def _json_key(name: str) -> str:
@@ -573,10 +543,10 @@ def predict_response_json(outputs: Mapping[str, np.ndarray], fmt: RequestFormat)
     names = sorted(outputs)
     if fmt is RequestFormat.COLUMNAR:
         if len(names) == 1:
-            body = _tensor_json(names[0], outputs[names[0]])
+            body = _tensor_texts(names[0], outputs[names[0]], 0)[0]
         else:
             body = "{" + ", ".join(
-                f"{_json_key(n)}: {_tensor_json(n, outputs[n])}" for n in names
+                f"{_json_key(n)}: {_tensor_texts(n, outputs[n], 0)[0]}" for n in names
             ) + "}"
         return ('{"outputs": ' + body + "}").encode()
     batch = -1
@@ -591,10 +561,10 @@ def predict_response_json(outputs: Mapping[str, np.ndarray], fmt: RequestFormat)
             )
         batch = array.shape[0]
     if len(names) == 1:
-        rows = _rows_json(names[0], outputs[names[0]])
+        rows = _tensor_texts(names[0], outputs[names[0]], 1)
     else:
         keys = [_json_key(n) + ": " for n in names]
-        columns = zip(*(_rows_json(n, outputs[n]) for n in names))
+        columns = zip(*(_tensor_texts(n, outputs[n], 1) for n in names))
         rows = ["{" + ", ".join(map(str.__add__, keys, row)) + "}" for row in columns]
     return ('{"predictions": [' + ", ".join(rows) + "]}").encode()
 

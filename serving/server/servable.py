@@ -49,10 +49,6 @@ class Signature:
     # without the batch as its first dimension; from then on its requests run one by one.
     batchable: bool = True
 
-    @property
-    def method_name(self) -> str:
-        return self.definition.method_name
-
     def call(self, feeds: Mapping[str, np.ndarray]) -> Mapping[str, Any]:
         """Runs the signature on arrays already in its dtypes.
 

@@ -14,6 +14,9 @@ Stable fixture names (other test modules, e.g. test_client.py, rely on them):
 - `broken_model` (session): a complete-looking SavedModel directory (saved_model.pb, variables)
   whose saved_model.pb is garbage, so loading it fails.
 - `warmup_writer` (session): `write_warmup(export_dir, [PredictRequest, ...])`.
+- `predict_request` (session): `make_predict_request(model, *, signature="", **inputs)`, a
+  PredictRequest with each input array as a TensorProto.
+- `method_namer` (session): `set_method_names(export_dir, {signature: method_name})`.
 - `half_plus_two_dir` (function): a fresh model base path `<tmp>/models/half_plus_two` holding
   version `1` of that model; publish more versions with `serving.layout.publish`.
 - `bytes_model` (session): a SavedModel whose `serving_default` takes `image_bytes` (string
@@ -30,13 +33,14 @@ Stable fixture names (other test modules, e.g. test_client.py, rely on them):
   (`save_classifier`) for a tiny softmax net on 8x8 grey images with class names CLASSIFIER_NAMES:
   `serving_default` (`image`), `serving_examples`, `serving_image_bytes`, assets/class_names.txt.
 - `serve` (session): `serve(base_path=None, *, model_name="half_plus_two", args=(),
-  config_file=None, timeout=90)` is a context manager that starts `python -m serving.server`
-  on free loopback ports (`--pick_unused_ports --ready_file=...`, 1 s poll), as one process
-  (`--num_server_processes=1`, which `args` may override: the default of one per core would
-  double every test server's start-up and memory; tests/serving/server/test_supervisor.py
-  covers the default), with the other defaults (batching on), waits for readiness and yields a
-  `ServerProcess` (`grpc_port`, `rest_port`, `rest_url`, `grpc_target`, `process`,
-  `log_path`, `log()`); the process is terminated (SIGTERM) on exit.
+  config_file=None, timeout=90, server_defaults=False)` is a context manager that starts
+  `python -m serving.server` on free loopback ports (`--pick_unused_ports --ready_file=...`),
+  with a 1 s poll and as one process (`--num_server_processes=1`, which `args` may override:
+  the default of one per core would double every test server's start-up and memory), unless
+  `server_defaults` (then only the model flags: test_supervisor.py checks those defaults), with
+  the other defaults (batching on), waits for readiness and yields a `ServerProcess`
+  (`grpc_port`, `rest_port`, `rest_url`, `grpc_target`, `process`, `ready` (the ready file's
+  JSON), `log()`); the process is terminated (SIGTERM) on exit.
 - `half_plus_two_server` (module): one server on a half_plus_two base path with model name
   `half_plus_two`, shared by the tests of a module (a `ServerProcess` plus `.base_path`).
 
@@ -54,7 +58,7 @@ import os
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
@@ -62,9 +66,8 @@ import pytest
 
 from serving import process
 from serving.errors import LoadTimeout, ServerStartError
+from serving.saved_model import CLASSIFY_METHOD, REGRESS_METHOD
 
-CLASSIFY = "tensorflow/serving/classify"
-REGRESS = "tensorflow/serving/regress"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -144,7 +147,7 @@ def build_half_plus_two(export_dir: str | os.PathLike, offset: float = 2.0) -> P
     )
     set_method_names(
         export_dir,
-        {"classify_x_to_y": CLASSIFY, "regress_x_to_y": REGRESS, "regress_x_to_y2": REGRESS},
+        {"classify_x_to_y": CLASSIFY_METHOD, "regress_x_to_y": REGRESS_METHOD, "regress_x_to_y2": REGRESS_METHOD},
     )
     return export_dir
 
@@ -251,6 +254,24 @@ def classifier_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_classifier(tmp_path_factory.mktemp("built") / "classifier")
 
 
+def make_predict_request(model: str, *, signature: str = "", **inputs: object):
+    """A PredictRequest for `model` (and `signature`) with each input array as a TensorProto."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = signature
+    for key, value in inputs.items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+    return request
+
+
+@pytest.fixture(scope="session")
+def predict_request():
+    return make_predict_request
+
+
 def write_warmup(export_dir: str | os.PathLike, requests: Sequence) -> Path:
     """Writes PredictionLog records (wrapping PredictRequests) as TF Serving warmup data."""
     import tensorflow as tf
@@ -296,6 +317,11 @@ def warmup_writer():
 
 
 @pytest.fixture(scope="session")
+def method_namer():
+    return set_method_names
+
+
+@pytest.fixture(scope="session")
 def bytes_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_bytes_model(tmp_path_factory.mktemp("built") / "bytes_model")
 
@@ -333,11 +359,17 @@ def bytes_model_dir(tmp_path: Path, bytes_model: Path) -> Path:
 @dataclass
 class ServerProcess:
     process: subprocess.Popen
-    grpc_port: int
-    rest_port: int | None
+    ready: dict  # what the server wrote to its --ready_file: ports, pid (and worker_pids)
     log_path: Path
     base_path: Path | None = None
-    extra: dict = field(default_factory=dict)
+
+    @property
+    def grpc_port(self) -> int:
+        return self.ready["grpc_port"]
+
+    @property
+    def rest_port(self) -> int | None:
+        return self.ready["rest_port"]
 
     @property
     def rest_url(self) -> str:
@@ -362,21 +394,17 @@ def start_server(
     args: Sequence[str] = (),
     config_file: str | os.PathLike | None = None,
     timeout: float = 90.0,
-    workdir: Path | None = None,
+    server_defaults: bool = False,
 ) -> Iterator[ServerProcess]:
     """Runs `python -m serving.server` on free ports until the block ends."""
     import tempfile
 
-    workdir = Path(workdir or tempfile.mkdtemp(prefix="serve-"))
+    workdir = Path(tempfile.mkdtemp(prefix="serve-"))
     ready = workdir / "ready.json"
     log_path = workdir / "server.log"
-    command = [
-        *process.embedded_command(),
-        "--pick_unused_ports",
-        f"--ready_file={ready}",
-        "--file_system_poll_wait_seconds=1",
-        "--num_server_processes=1",
-    ]
+    command = [*process.embedded_command(), "--pick_unused_ports", f"--ready_file={ready}"]
+    if not server_defaults:
+        command += ["--file_system_poll_wait_seconds=1", "--num_server_processes=1"]
     if config_file is not None:
         command.append(f"--model_config_file={config_file}")
     else:
@@ -389,15 +417,9 @@ def start_server(
             (info,) = process.wait_for_ready_files([server], [ready], time.monotonic() + timeout)
         except (ServerStartError, LoadTimeout) as error:
             raise RuntimeError(f"{error}:\n{log_path.read_text(errors='replace')[-4000:]}") from None
-        yield ServerProcess(
-            process=server,
-            grpc_port=info["grpc_port"],
-            rest_port=info["rest_port"],
-            log_path=log_path,
-            base_path=Path(base_path) if base_path is not None else None,
-        )
+        yield ServerProcess(server, info, log_path, Path(base_path) if base_path is not None else None)
     finally:
-        process.stop_processes([server], 20)
+        process.stop_processes([server], 30)
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from serving import layout
 
@@ -101,27 +101,14 @@ def test_push_killed_mid_copy_leaves_no_version_and_the_next_push_works(
         assert "not loading" not in server.log() and "failed" not in server.log().lower()
 
 
-def _slow_warmup(model: Path, rounds: int) -> None:
-    """One warmup record that runs `rounds` matmuls: the version stays LOADING for seconds."""
-    from tensorflow_serving.apis import prediction_log_pb2
-
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "m"
-    request.inputs["n"].CopyFrom(tf.make_tensor_proto(np.array([rounds], np.int32)))
-    path = model / "assets.extra" / "tf_serving_warmup_requests"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-        writer.write(log.SerializeToString())
-
-
 @pytest.mark.e2e
 def test_server_killed_while_loading_restarts_and_serves_the_newest_good_version(
-    tmp_path: Path, half_plus_two_model: Path, slow_model: Path, serve
+    tmp_path: Path, half_plus_two_model: Path, slow_model: Path, serve, warmup_writer, predict_request
 ):
     slow_loading = tmp_path / "slow_loading"
     shutil.copytree(slow_model, slow_loading)
-    _slow_warmup(slow_loading, rounds=60_000)
+    # One warmup record of 60,000 matmul rounds: the version stays LOADING for seconds.
+    warmup_writer(slow_loading, [predict_request("m", n=np.array([60_000], np.int32))])
     serving_dir = tmp_path / "serving"
     model_dir = serving_dir / "m"
     layout.publish(half_plus_two_model, serving_dir, "m")
@@ -142,9 +129,7 @@ def test_server_killed_while_loading_restarts_and_serves_the_newest_good_version
         # Ready means the initial load is over: the newest complete version, loaded afresh.
         assert _model_states(restarted.rest_url, "m") == {2: "AVAILABLE"}
         with grpc.insecure_channel(restarted.grpc_target) as channel:
-            request = predict_pb2.PredictRequest()
-            request.model_spec.name = "m"
-            request.inputs["n"].CopyFrom(tf.make_tensor_proto(np.array([0, 3], np.int32)))
+            request = predict_request("m", n=np.array([0, 3], np.int32))
             reply = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
         assert reply.model_spec.version.value == 2
         assert tf.make_ndarray(reply.outputs["y"]).tolist() == [0, 3]

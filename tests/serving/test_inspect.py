@@ -8,19 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2
 
 from serving import inspect
-
-
-def _predict_request(signature: str, **inputs: np.ndarray) -> predict_pb2.PredictRequest:
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "m"
-    request.model_spec.signature_name = signature
-    for key, value in inputs.items():
-        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
-    return request
 
 
 def test_saved_model_signatures_methods_dtypes_and_shapes(half_plus_two_model: Path, capsys):
@@ -50,7 +39,9 @@ def test_saved_model_signatures_methods_dtypes_and_shapes(half_plus_two_model: P
     assert "warmup records: none" in text
 
 
-def test_model_dir_inspects_latest_version_with_warmup(tmp_path: Path, half_plus_two_model: Path, warmup_writer):
+def test_model_dir_inspects_latest_version_with_warmup(
+    tmp_path: Path, half_plus_two_model: Path, warmup_writer, predict_request
+):
     model_dir = tmp_path / "serving" / "hp2"
     shutil.copytree(half_plus_two_model, model_dir / "1")
     shutil.copytree(half_plus_two_model, model_dir / "3")
@@ -58,9 +49,9 @@ def test_model_dir_inspects_latest_version_with_warmup(tmp_path: Path, half_plus
     warmup_writer(
         model_dir / "3",
         [
-            _predict_request("", x=np.array([1.0], np.float32)),
-            _predict_request("two_inputs", a=np.ones((1, 2), np.float32), b=np.ones(1, np.float32)),
-            _predict_request("serving_default", x=np.array([2.0], np.float32)),
+            predict_request("m", x=np.array([1.0], np.float32)),
+            predict_request("m", signature="two_inputs", a=np.ones((1, 2), np.float32), b=np.ones(1, np.float32)),
+            predict_request("m", signature="serving_default", x=np.array([2.0], np.float32)),
         ],
     )
     report = inspect.inspect_path(model_dir)

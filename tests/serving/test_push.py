@@ -14,8 +14,9 @@ import pytest
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving import layout, push
+from serving import convert, layout, push
 from serving.client import ServingClient
+from serving.errors import PushError
 
 MODEL = "half_plus_two"
 
@@ -166,7 +167,7 @@ def test_model_config_update_keeps_other_models_and_drops_stale_labels(tmp_path:
     assert other.name == "other" and other.base_path == "/models/other"
     assert dict(ours.version_labels) == {"canary": 2}  # stable pointed at a version that is gone
     assert list(ours.model_version_policy.specific.versions) == [2, 3]
-    with pytest.raises(push.PushError, match="cannot label version 5"):
+    with pytest.raises(PushError, match="cannot label version 5"):
         push.update_model_config(config, serving_dir, MODEL, set_labels={"stable": 5})
     assert not list(serving_dir.glob(".models.config.*[!k]"))  # no temp files left behind
 
@@ -230,13 +231,13 @@ def test_frozen_graph_with_two_sinks_needs_output_tensors(
 def test_frozen_graph_wraps_the_named_tensors(tmp_path: Path, frozen_graph_two_sinks: Path):
     from serving.saved_model import read_signature_defs
 
-    with push.saved_model_dir(frozen_graph_two_sinks, input_tensors=["input/x"], output_tensors=["probs", "total:0"]) as out:
+    with convert.saved_model_dir(frozen_graph_two_sinks, input_tensors=["input/x"], output_tensors=["probs", "total:0"]) as out:
         (signature,) = read_signature_defs(out).values()
         assert signature.method_name == "tensorflow/serving/predict"
         assert dict(signature.inputs)["input_x"].name == "input/x:0"
         assert {k: v.name for k, v in signature.outputs.items()} == {"probs": "probs:0", "total": "total:0"}
-    with pytest.raises(push.PushError, match="apply to a frozen GraphDef .pb file only"):
-        with push.saved_model_dir(tmp_path, input_tensors=["x:0"]):
+    with pytest.raises(PushError, match="apply to a frozen GraphDef .pb file only"):
+        with convert.saved_model_dir(tmp_path, input_tensors=["x:0"]):
             pass
 
 

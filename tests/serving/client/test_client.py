@@ -19,20 +19,18 @@ import pytest
 from serving.client import ClientError, ModelMetadata, ServingClient, SignatureSpec, TensorSpec
 from serving.client.cli import main as cli_main
 from serving.process import free_port
+from serving.saved_model import CLASSIFY_METHOD, REGRESS_METHOD
 
 MODEL = "bright"
-CLASSIFY = "tensorflow/serving/classify"
-REGRESS = "tensorflow/serving/regress"
 
 
 # ---------------------------------------------------------------------------------------------
 # the model
 
 
-def build_brightness_model(export_dir: Path, version: int) -> Path:
+def build_brightness_model(export_dir: Path, version: int, set_method_names) -> Path:
     """SavedModel with serving_default (image), serving_bytes (image_bytes), classify, regress."""
     import tensorflow as tf
-    from tensorflow.core.protobuf import saved_model_pb2
 
     names = [f"dark-v{version}", f"bright-v{version}"]
 
@@ -87,23 +85,18 @@ def build_brightness_model(export_dir: Path, version: int) -> Path:
         },
     )
     # TF2's saver writes the predict method for every signature; TF Serving routes Classify and
-    # Regress by method name, so set them in saved_model.pb.
-    path = export_dir / "saved_model.pb"
-    saved_model = saved_model_pb2.SavedModel.FromString(path.read_bytes())
-    for meta_graph in saved_model.meta_graphs:
-        meta_graph.signature_def["classify"].method_name = CLASSIFY
-        meta_graph.signature_def["regress"].method_name = REGRESS
-    path.write_bytes(saved_model.SerializeToString())
+    # Regress by method name.
+    set_method_names(export_dir, {"classify": CLASSIFY_METHOD, "regress": REGRESS_METHOD})
     return export_dir
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, serve):
+def server(tmp_path_factory: pytest.TempPathFactory, serve, method_namer):
     """Versions 1 and 2 of `bright` served together, labels stable=1 and canary=2."""
     root = tmp_path_factory.mktemp("client")
     base = root / MODEL
     for version in (1, 2):
-        build_brightness_model(base / str(version), version)
+        build_brightness_model(base / str(version), version, method_namer)
     config = root / "models.config"
     config.write_text(
         "model_config_list {\n  config {\n"
@@ -164,7 +157,7 @@ def test_status_and_metadata(server, protocol):
         assert metadata.version == 2
         assert set(metadata.signatures) >= {"serving_default", "serving_bytes", "classify", "regress"}
         assert metadata.signatures["serving_default"].inputs["image"] == TensorSpec("image", "DT_FLOAT", (-1, 4, 4, 1))
-        assert metadata.signatures["classify"].method_name == CLASSIFY
+        assert metadata.signatures["classify"].method_name == CLASSIFY_METHOD
     with ServingClient(endpoint(server, protocol), protocol, MODEL, label="stable") as client:
         assert [(s.version, s.state) for s in client.status()] == [(1, "AVAILABLE")]
 

@@ -14,7 +14,6 @@ from tensorflow_serving.apis import (
     get_model_status_pb2,
     inference_pb2,
     model_service_pb2_grpc,
-    predict_pb2,
     prediction_service_pb2_grpc,
     regression_pb2,
 )
@@ -44,10 +43,8 @@ def _example(x: float) -> example_pb2.Example:
     return example
 
 
-def test_predict_returns_float_val_like_tf_serving(prediction):
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "half_plus_two"
-    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([1.0, 2.0, 5.0], np.float32)))
+def test_predict_returns_float_val_like_tf_serving(prediction, predict_request):
+    request = predict_request("half_plus_two", x=np.array([1.0, 2.0, 5.0], np.float32))
     response = prediction.Predict(request, TIMEOUT)
     # Clients (seed 003's mnist_client) read float_val directly.
     assert list(response.outputs["y"].float_val) == [2.5, 3.0, 4.5]
@@ -57,13 +54,11 @@ def test_predict_returns_float_val_like_tf_serving(prediction):
     assert response.model_spec.signature_name == "serving_default"
 
 
-def test_predict_by_version_signature_and_output_filter(prediction):
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "half_plus_two"
+def test_predict_by_version_signature_and_output_filter(prediction, predict_request):
+    request = predict_request(
+        "half_plus_two", signature="two_inputs", a=np.array([[1, 2]], np.float32), b=np.array([3], np.float32)
+    )
     request.model_spec.version.value = 1
-    request.model_spec.signature_name = "two_inputs"
-    request.inputs["a"].CopyFrom(tf.make_tensor_proto(np.array([[1, 2]], np.float32)))
-    request.inputs["b"].CopyFrom(tf.make_tensor_proto(np.array([3], np.float32)))
     request.output_filter.append("sum")
     response = prediction.Predict(request, TIMEOUT)
     assert list(response.outputs) == ["sum"]
@@ -87,10 +82,8 @@ def test_predict_by_version_signature_and_output_filter(prediction):
          "Expects arg[0] to be float"),
     ],
 )
-def test_predict_errors_carry_tf_serving_codes(prediction, mutate, code, message):
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "half_plus_two"
-    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([1.0], np.float32)))
+def test_predict_errors_carry_tf_serving_codes(prediction, predict_request, mutate, code, message):
+    request = predict_request("half_plus_two", x=np.array([1.0], np.float32))
     mutate(request)
     with pytest.raises(grpc.RpcError) as info:
         prediction.Predict(request, TIMEOUT)
@@ -174,7 +167,7 @@ def test_get_model_status(model_service):
     assert info.value.details() == "Could not find any versions of model nope"
 
 
-def test_tfx_tensorflow_serving_client_works_unchanged(half_plus_two_server):
+def test_tfx_tensorflow_serving_client_works_unchanged(half_plus_two_server, predict_request):
     import time
 
     from tfx.components.infra_validator import error_types
@@ -188,9 +181,7 @@ def test_tfx_tensorflow_serving_client_works_unchanged(half_plus_two_server):
     classify.model_spec.name = "half_plus_two"
     classify.model_spec.signature_name = "classify_x_to_y"
     classify.input.example_list.examples.append(_example(1.0))
-    predict = predict_pb2.PredictRequest()
-    predict.model_spec.name = "half_plus_two"
-    predict.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([1.0], np.float32)))
+    predict = predict_request("half_plus_two", x=np.array([1.0], np.float32))
     # SendRequests raises on any failed RPC; both go through.
     client.SendRequests([classify, predict])
 
@@ -199,19 +190,13 @@ def test_tfx_tensorflow_serving_client_works_unchanged(half_plus_two_server):
         missing.WaitUntilModelLoaded(time.time() + 1.5, polling_interval_sec=1)
 
 
-def test_lossless_dtype_casts_are_accepted_truncating_ones_refused(prediction):
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "half_plus_two"
-    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([1.0, 3.0], np.float64)))
+def test_lossless_dtype_casts_are_accepted_truncating_ones_refused(prediction, predict_request):
+    request = predict_request("half_plus_two", x=np.array([1.0, 3.0], np.float64))
     assert list(prediction.Predict(request, TIMEOUT).outputs["y"].float_val) == [2.5, 3.5]
     request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([2], np.int64)))
     assert list(prediction.Predict(request, TIMEOUT).outputs["y"].float_val) == [3.0]
 
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "half_plus_two"
-    request.model_spec.signature_name = "two_inputs"
-    request.inputs["a"].CopyFrom(tf.make_tensor_proto(np.array([[1, 2]], np.float32)))
-    request.inputs["b"].CopyFrom(tf.make_tensor_proto(np.array([True])))
+    request = predict_request("half_plus_two", signature="two_inputs", a=np.array([[1, 2]], np.float32), b=np.array([True]))
     assert list(prediction.Predict(request, TIMEOUT).outputs["sum"].float_val) == [4.0]
     request.inputs["b"].CopyFrom(tf.make_tensor_proto(np.array([1 + 2j], np.complex64)))
     with pytest.raises(grpc.RpcError) as info:

@@ -10,7 +10,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 
 def raw_post(server, path: str, body: bytes, headers: dict | None = None):
@@ -102,13 +102,11 @@ def test_body_over_the_limit_gets_413_and_server_lives_on(serve, half_plus_two_d
         assert (status, json.loads(raw)) == (200, {"predictions": [2.5]})
 
 
-def test_grpc_message_over_the_limit_is_resource_exhausted(serve, half_plus_two_dir):
+def test_grpc_message_over_the_limit_is_resource_exhausted(serve, half_plus_two_dir, predict_request):
     with serve(half_plus_two_dir, args=["--grpc_max_message_bytes=4096"]) as server:
         with grpc.insecure_channel(server.grpc_target) as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            request = predict_pb2.PredictRequest()
-            request.model_spec.name = "half_plus_two"
-            request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.ones(10000, np.float32)))
+            request = predict_request("half_plus_two", x=np.ones(10000, np.float32))
             with pytest.raises(grpc.RpcError) as info:
                 stub.Predict(request, 10)
             assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -116,14 +114,11 @@ def test_grpc_message_over_the_limit_is_resource_exhausted(serve, half_plus_two_
             assert list(stub.Predict(request, 10).outputs["y"].float_val) == [2.5, 2.5, 2.5]
 
 
-def test_large_grpc_messages_are_allowed_by_default(half_plus_two_server):
+def test_large_grpc_messages_are_allowed_by_default(half_plus_two_server, predict_request):
     options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
     with grpc.insecure_channel(half_plus_two_server.grpc_target, options=options) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = "half_plus_two"
-        request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.ones(2_000_000, np.float32)))  # 8 MB
-        response = stub.Predict(request, 60)
+        response = stub.Predict(predict_request("half_plus_two", x=np.ones(2_000_000, np.float32)), 60)  # 8 MB
         assert len(response.outputs["y"].float_val) == 2_000_000
 
 

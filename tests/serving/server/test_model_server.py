@@ -12,8 +12,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from serving.server.flags import build_parser
 from serving.server.model_server import ModelServer, StartError
@@ -23,7 +22,7 @@ def _args(*argv: str):
     return build_parser().parse_args(["--pick_unused_ports", "--file_system_poll_wait_seconds=1", *argv])
 
 
-def test_model_server_starts_serves_both_transports_and_stops(half_plus_two_dir):
+def test_model_server_starts_serves_both_transports_and_stops(half_plus_two_dir, predict_request):
     server = ModelServer(_args("--model_name=half_plus_two", f"--model_base_path={half_plus_two_dir}"))
     server.start()
     try:
@@ -34,9 +33,7 @@ def test_model_server_starts_serves_both_transports_and_stops(half_plus_two_dir)
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             assert json.loads(response.read()) == {"predictions": [2.5, 3.0]}
-        grpc_request = predict_pb2.PredictRequest()
-        grpc_request.model_spec.name = "half_plus_two"
-        grpc_request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([4.0], np.float32)))
+        grpc_request = predict_request("half_plus_two", x=np.array([4.0], np.float32))
         with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
             answer = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(grpc_request, timeout=30)
         assert list(answer.outputs["y"].float_val) == [4.0]

@@ -12,7 +12,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving import layout
-from serving.server.model_store import ModelStore, State, single_model_config
+from serving.server.model_store import ModelStore, single_model_config
 from serving.errors import Code, ServingError
 
 
@@ -28,8 +28,8 @@ def _predict(store: ModelStore, name: str, x: float, **spec) -> float:
     return float(servable.run(signature, {"x": np.array([x], np.float32)})["y"][0])
 
 
-def _states(store: ModelStore, name: str) -> dict[int, int]:
-    return {version: status.state for version, status in store.version_status(name)}
+def _states(store: ModelStore, name: str) -> dict[int, str]:
+    return {status.version: status.state for status in store.version_status(name)}
 
 
 def test_latest_version_is_served_and_a_new_one_replaces_it(
@@ -40,13 +40,13 @@ def test_latest_version_is_served_and_a_new_one_replaces_it(
     shutil.copytree(half_plus_two_model, base / "00000002")  # zero padded is version 2
     (base / "v3").mkdir()  # not a version
     store = _store(single_model_config("m", str(base)))
-    assert _states(store, "m") == {2: State.AVAILABLE}
+    assert _states(store, "m") == {2: "AVAILABLE"}
     assert store.get_servable("m").version == 2
 
     published = layout.publish(half_plus_three_model, tmp_path, "m")
     assert published.version == 3
     store.poll_once()
-    assert _states(store, "m") == {3: State.AVAILABLE, 2: State.END}
+    assert _states(store, "m") == {3: "AVAILABLE", 2: "END"}
     assert _predict(store, "m", 1.0) == 3.5  # 0.5 * 1 + 3: the new model
     with pytest.raises(ServingError) as info:
         store.get_servable("m", version=2)
@@ -61,11 +61,11 @@ def test_incomplete_version_is_not_loaded(tmp_path: Path, half_plus_two_model: P
     partial.mkdir(parents=True)
     (partial / "variables").mkdir()  # copy in progress: no saved_model.pb yet
     store = _store(single_model_config("m", str(base)))
-    assert _states(store, "m") == {1: State.AVAILABLE}
+    assert _states(store, "m") == {1: "AVAILABLE"}
     shutil.copytree(half_plus_two_model / "variables", partial / "variables", dirs_exist_ok=True)
     shutil.copy(half_plus_two_model / "saved_model.pb", partial / "saved_model.pb")
     store.poll_once()
-    assert _states(store, "m") == {2: State.AVAILABLE, 1: State.END}
+    assert _states(store, "m") == {2: "AVAILABLE", 1: "END"}
 
 
 def test_failed_version_is_reported_and_the_old_one_keeps_serving(
@@ -76,14 +76,14 @@ def test_failed_version_is_reported_and_the_old_one_keeps_serving(
     store = _store(single_model_config("m", str(base)))
     shutil.copytree(broken_model, base / "2")
     store.poll_once()
-    status = dict(store.version_status("m"))
-    assert status[1].state == State.AVAILABLE
-    assert status[2].state == State.END
-    assert status[2].error_code != Code.OK and status[2].error_message
+    status = {s.version: s for s in store.version_status("m")}
+    assert status[1].state == "AVAILABLE"
+    assert status[2].state == "END"
+    assert status[2].error_code != "OK" and status[2].error_message
     assert store.get_servable("m").version == 1
     assert _predict(store, "m", 2.0) == 3.0
     store.poll_once()  # not retried on every poll
-    assert dict(store.version_status("m"))[2].state == State.END
+    assert {s.version: s.state for s in store.version_status("m")}[2] == "END"
 
 
 def test_all_and_specific_policies(tmp_path: Path, half_plus_two_model: Path):
@@ -93,17 +93,17 @@ def test_all_and_specific_policies(tmp_path: Path, half_plus_two_model: Path):
     config = single_model_config("m", str(base))
     config.model_config_list.config[0].model_version_policy.all.SetInParent()
     store = _store(config)
-    assert _states(store, "m") == {1: State.AVAILABLE, 2: State.AVAILABLE, 3: State.AVAILABLE}
+    assert _states(store, "m") == {1: "AVAILABLE", 2: "AVAILABLE", 3: "AVAILABLE"}
 
     config = single_model_config("m", str(base))
     config.model_config_list.config[0].model_version_policy.specific.versions.extend([1, 3])
     store = _store(config)
-    assert _states(store, "m") == {1: State.AVAILABLE, 3: State.AVAILABLE}
+    assert _states(store, "m") == {1: "AVAILABLE", 3: "AVAILABLE"}
 
     config = single_model_config("m", str(base))
     config.model_config_list.config[0].model_version_policy.latest.num_versions = 2
     store = _store(config)
-    assert _states(store, "m") == {2: State.AVAILABLE, 3: State.AVAILABLE}
+    assert _states(store, "m") == {2: "AVAILABLE", 3: "AVAILABLE"}
 
 
 def _config(text: str) -> model_server_config_pb2.ModelServerConfig:
@@ -131,7 +131,7 @@ def test_labels_and_several_models(tmp_path: Path, half_plus_two_model: Path, ha
     assert _predict(store, "a", 1.0, label="stable") == 2.5
     assert _predict(store, "a", 1.0, label="canary") == 3.5
     assert _predict(store, "b", 1.0) == 3.5
-    assert store.version_status("a", label="canary")[0][0] == 2
+    assert store.version_status("a", label="canary")[0].version == 2
     with pytest.raises(ServingError) as info:
         store.get_servable("a", label="prod")
     assert (info.value.code, info.value.message) == (
@@ -195,8 +195,8 @@ def test_warmup_failure_fails_the_load(tmp_path: Path, half_plus_two_model: Path
         raise ServingError(Code.INVALID_ARGUMENT, "warmup request 0 failed")
 
     store = _store(single_model_config("a", str(tmp_path / "a")), warmup=warmup)
-    (version, status), = store.version_status("a")
-    assert (version, status.state, status.error_message) == (1, State.END, "warmup request 0 failed")
+    (status,) = store.version_status("a")
+    assert (status.version, status.state, status.error_message) == (1, "END", "warmup request 0 failed")
 
 
 def test_truncating_casts_are_refused(slow_model: Path):

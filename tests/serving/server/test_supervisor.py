@@ -3,7 +3,6 @@ supervisor forwards SIGTERM and stops everything when one of them dies."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -52,11 +51,9 @@ def test_two_processes_serve_reload_and_stop_on_sigterm(
 ):
     base = tmp_path / "half_plus_two"
     shutil.copytree(half_plus_two_model, base / "1")
-    (tmp_path / "w").mkdir()
-    with serve(base, args=["--num_server_processes=2", "--enable_batching"], workdir=tmp_path / "w") as server:
-        info = json.loads((tmp_path / "w" / "ready.json").read_text())
-        workers = info["worker_pids"]
-        assert info["pid"] == server.process.pid and len(workers) == 2
+    with serve(base, args=["--num_server_processes=2", "--enable_batching"]) as server:
+        workers = server.ready["worker_pids"]
+        assert server.ready["pid"] == server.process.pid and len(workers) == 2
         assert server.process.pid not in workers and all(_pid_alive(pid) for pid in workers)
         url = f"{server.rest_url}/v1/models/half_plus_two:predict"
 
@@ -96,9 +93,8 @@ def test_two_processes_serve_reload_and_stop_on_sigterm(
 def test_supervisor_stops_everything_when_one_process_dies(tmp_path: Path, half_plus_two_model: Path, serve):
     base = tmp_path / "half_plus_two"
     shutil.copytree(half_plus_two_model, base / "1")
-    (tmp_path / "w").mkdir()
-    with serve(base, args=["--num_server_processes=2"], workdir=tmp_path / "w") as server:
-        workers = json.loads((tmp_path / "w" / "ready.json").read_text())["worker_pids"]
+    with serve(base, args=["--num_server_processes=2"]) as server:
+        workers = server.ready["worker_pids"]
         os.kill(workers[0], signal.SIGKILL)
         assert server.process.wait(timeout=30) == 1
         _wait_gone(workers)
@@ -130,35 +126,26 @@ def test_port_taken_is_an_error_before_any_process_starts(tmp_path: Path, half_p
     assert "started 2 server processes" not in result.stderr
 
 
-def test_no_flags_serve_from_one_batching_process_per_usable_core(tmp_path: Path, half_plus_two_model: Path):
+def test_no_flags_serve_from_one_batching_process_per_usable_core(tmp_path: Path, half_plus_two_model: Path, serve):
     """The defaults that differ from TF Serving's: batching on (no added wait) and one process
     per usable core (at most 4), each with its share of the cores as batch threads."""
-    from serving import process
     from serving.server.cpus import default_process_count, share_per_process, usable_cpus
 
     cores = usable_cpus()
     expected = default_process_count(cores)
     base = tmp_path / "half_plus_two"
     shutil.copytree(half_plus_two_model, base / "1")
-    ready, log_path = tmp_path / "ready.json", tmp_path / "server.log"
-    command = [*process.embedded_command(), "--pick_unused_ports", f"--ready_file={ready}",
-               "--model_name=half_plus_two", f"--model_base_path={base}"]
-    with open(log_path, "wb") as log:
-        server = process.spawn(command, stdout=log, cwd=Path(__file__).resolve().parents[3], die_with_parent=True)
-    try:
-        (info,) = process.wait_for_ready_files([server], [ready], time.monotonic() + 180)
-        workers = info.get("worker_pids", [info["pid"]])
-        assert len(workers) == expected, info
-        url = f"http://127.0.0.1:{info['rest_port']}/v1/models/half_plus_two:predict"
+    with serve(base, timeout=180, server_defaults=True) as server:
+        workers = server.ready.get("worker_pids", [server.ready["pid"]])
+        assert len(workers) == expected, server.ready
+        url = f"{server.rest_url}/v1/models/half_plus_two:predict"
         if expected > 1:
             seen = _predict_by_pid(url, set(workers), 2.0)
             assert set(seen) == set(workers) and all(value == 3.0 for value in seen.values()), seen
         else:
             assert requests.post(url, json={"instances": [2.0]}, timeout=30).json() == {"predictions": [3.0]}
-        batching = [line for line in log_path.read_text().splitlines() if "dynamic batching on" in line]
+        batching = [line for line in server.log().splitlines() if "dynamic batching on" in line]
         assert len(batching) == expected, batching
         threads = share_per_process(cores, expected)
         assert all("batch_timeout_micros=0" in line and f"num_batch_threads={threads}," in line for line in batching)
-    finally:
-        process.stop_processes([server], 30)
-    assert server.returncode == 0, log_path.read_text()[-3000:]
+    assert server.process.returncode == 0, server.log()[-3000:]

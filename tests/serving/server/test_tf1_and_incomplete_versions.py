@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from serving.server.model_store import ModelStore, single_model_config
 from serving.errors import Code, ServingError
@@ -57,17 +57,14 @@ def test_tf1_saved_model_predicts_in_process(v1_model: Path):
     np.testing.assert_allclose(out["y"], [[4.0]])
 
 
-def _grpc_y(server, model_name: str, x: float) -> np.ndarray:
-    """Output `y` of a gRPC Predict with input `image` = [[x]]."""
+def _grpc_y(server, request) -> np.ndarray:
+    """Output `y` of a gRPC Predict."""
     with grpc.insecure_channel(server.grpc_target) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = model_name
-        request.inputs["image"].CopyFrom(tf.make_tensor_proto(np.array([[x]], np.float32)))
         return tf.make_ndarray(stub.Predict(request, timeout=30).outputs["y"])
 
 
-def test_tf1_saved_model_over_rest_and_grpc(tmp_path: Path, v1_model: Path, serve):
+def test_tf1_saved_model_over_rest_and_grpc(tmp_path: Path, v1_model: Path, serve, predict_request):
     base = tmp_path / "v1"
     shutil.copytree(v1_model, base / "1")
     with serve(base, model_name="v1", args=["--enable_batching"]) as server:
@@ -81,10 +78,10 @@ def test_tf1_saved_model_over_rest_and_grpc(tmp_path: Path, v1_model: Path, serv
         )
         assert response.status_code == 200, response.text
         assert response.json() == {"outputs": [[5.0]]}
-        np.testing.assert_allclose(_grpc_y(server, "v1", 10.0), [[7.0]])
+        np.testing.assert_allclose(_grpc_y(server, predict_request("v1", image=np.array([[10.0]], np.float32))), [[7.0]])
 
 
-def test_tf1_model_without_variables_is_served_with_its_empty_variables_dir(tmp_path: Path, serve):
+def test_tf1_model_without_variables_is_served_with_its_empty_variables_dir(tmp_path: Path, serve, predict_request):
     """SavedModelBuilder leaves an empty variables/ for a graph without variables; TF Serving
     serves it, and so do we: the MetaGraph says no checkpoint is needed."""
     base = tmp_path / "novars"
@@ -96,7 +93,7 @@ def test_tf1_model_without_variables_is_served_with_its_empty_variables_dir(tmp_
         )
         assert response.status_code == 200, response.text
         assert response.json() == {"predictions": [[3.0]]}
-        np.testing.assert_allclose(_grpc_y(server, "novars", 6.0), [[5.0]])
+        np.testing.assert_allclose(_grpc_y(server, predict_request("novars", image=np.array([[6.0]], np.float32))), [[5.0]])
         assert "not loading" not in server.log()
 
 

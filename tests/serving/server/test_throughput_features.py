@@ -13,14 +13,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from google.protobuf import text_format
-from tensorflow_serving.apis import predict_pb2
 
 from serving.server import config_protos
 from serving.server.batching import BatchingOptions, DynamicBatcher
 from serving.server.core import ServingCore
-from serving.server.model_store import ModelStore, State, single_model_config
+from serving.server.model_store import ModelStore, single_model_config
 from serving.errors import Code, ServingError, invalid
 
 SIGNATURE = SimpleNamespace(name="serving_default", batchable=True)
@@ -229,24 +227,17 @@ def _store_with_warmup(base) -> ModelStore:
     return store
 
 
-def _predict_request(name: str, value: float) -> predict_pb2.PredictRequest:
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "m"
-    request.inputs[name].CopyFrom(tf.make_tensor_proto(np.array([value], np.float32)))
-    return request
-
-
-def test_warmup_records_are_replayed_before_serving(tmp_path, half_plus_two_model, warmup_writer):
+def test_warmup_records_are_replayed_before_serving(tmp_path, half_plus_two_model, warmup_writer, predict_request):
     shutil.copytree(half_plus_two_model, tmp_path / "m" / "1")
-    warmup_writer(tmp_path / "m" / "1", [_predict_request("x", 1.0), _predict_request("x", 2.0)])
+    warmup_writer(tmp_path / "m" / "1", [predict_request("m", x=np.array([v], np.float32)) for v in (1.0, 2.0)])
     store = _store_with_warmup(tmp_path / "m")
-    assert [(v, s.state) for v, s in store.version_status("m")] == [(1, State.AVAILABLE)]
+    assert [(s.version, s.state) for s in store.version_status("m")] == [(1, "AVAILABLE")]
 
 
-def test_failing_warmup_fails_the_version(tmp_path, half_plus_two_model, warmup_writer):
+def test_failing_warmup_fails_the_version(tmp_path, half_plus_two_model, warmup_writer, predict_request):
     shutil.copytree(half_plus_two_model, tmp_path / "m" / "1")
-    warmup_writer(tmp_path / "m" / "1", [_predict_request("not_an_input", 1.0)])
+    warmup_writer(tmp_path / "m" / "1", [predict_request("m", not_an_input=np.array([1.0], np.float32))])
     store = _store_with_warmup(tmp_path / "m")
-    ((version, status),) = store.version_status("m")
-    assert status.state == State.END
+    (status,) = store.version_status("m")
+    assert status.state == "END"
     assert "input size does not match signature" in status.error_message
