@@ -72,13 +72,28 @@ def server_command(server: str = SERVER_AUTO) -> tuple[list[str], str]:
     return embedded_command(), "embedded server (python -m serving.server)"
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the parent dies (Linux prctl)."""
+# Set by `spawn(die_with_parent=True)` to the spawner's pid; `python -m serving.server` reads it
+# at start-up (`die_with_parent_from_env`). The child asks for its SIGTERM itself, after exec,
+# because a preexec_fn runs Python between fork and exec, which gRPC's fork handlers do not
+# survive when the parent has live channels: the child aborted with "epoll_wait: Bad file
+# descriptor" before exec (grpc/grpc#43055, about 1 spawn in 100 while the tests' gRPC
+# clients were busy).
+PARENT_PID_ENV = "SERVING_DIE_WITH_PARENT_PID"
+
+
+def die_with_parent_from_env() -> None:
+    """In a server started by `spawn(die_with_parent=True)`: SIGTERM when that parent dies
+    (Linux prctl PR_SET_PDEATHSIG), at once if it died already. Nothing without the variable."""
+    parent = os.environ.pop(PARENT_PID_ENV, "")
+    if not parent.isdigit():
+        return
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
-        pass
+        return
+    if os.getppid() != int(parent):  # the parent was gone before prctl took hold
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def spawn(
@@ -91,10 +106,14 @@ def spawn(
 ) -> subprocess.Popen:
     """Starts a server process in a session of its own (a Ctrl-C to the caller's process group
     does not reach it; `stop_processes` signals its whole group), with the project's Keras
-    (tf_keras) and unbuffered output set in its environment."""
+    (tf_keras) and unbuffered output set in its environment. With `die_with_parent` an embedded
+    server gets SIGTERM when the calling process dies."""
     env = dict(os.environ)
     env.setdefault("TF_USE_LEGACY_KERAS", "1")
     env["PYTHONUNBUFFERED"] = "1"
+    env.pop(PARENT_PID_ENV, None)
+    if die_with_parent:
+        env[PARENT_PID_ENV] = str(os.getpid())
     return subprocess.Popen(
         list(argv),
         stdout=stdout,
@@ -102,7 +121,6 @@ def spawn(
         stdin=subprocess.DEVNULL,
         env=env,
         cwd=cwd,
-        preexec_fn=_die_with_parent if die_with_parent else None,
         start_new_session=True,
     )
 

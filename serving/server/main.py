@@ -43,6 +43,7 @@ import sys
 import threading
 from typing import Sequence
 
+from serving.process import die_with_parent_from_env
 from serving.server.flags import build_parser, server_processes
 
 logger = logging.getLogger("serving.server")
@@ -92,6 +93,7 @@ def run(args) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    die_with_parent_from_env()
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
