@@ -24,7 +24,9 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from serving import layout, validate
-from serving.saved_model import DEFAULT_SIGNATURE
+from serving.errors import ValidationError, shorten
+from serving.process import SERVER_AUTO, ModelServerProcess
+from serving.saved_model import DEFAULT_SIGNATURE, read_signature_defs
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +170,7 @@ def _wait_for_version(client, version: int, deadline: float) -> tuple[str, str]:
         client.wait_until_available(max(0.0, deadline - time.time()), 0.3)
     except ClientError as error:
         state = "END" if error.code == "FAILED_PRECONDITION" else "UNKNOWN"
-        return state, validate.shorten(str(error), 300)
+        return state, shorten(str(error), 300)
     return "AVAILABLE", ""
 
 
@@ -200,12 +202,12 @@ def _check_endpoint(
             actual = client.predict(dict(inputs), signature_name=signature_name)
         except ClientError as error:
             return EndpointCheck(protocol, endpoint, False, state, waited, rows, 0, None,
-                                 f"predict on {signature_name!r} failed: {validate.shorten(str(error))}")
+                                 f"predict on {signature_name!r} failed: {shorten(str(error))}")
     try:
         wanted = expected()
     except Exception as error:  # noqa: BLE001 - any load failure is the check's answer
         return EndpointCheck(protocol, endpoint, False, state, waited, rows, 0, None,
-                             f"the pushed SavedModel does not load in-process: {validate.shorten(str(error))}")
+                             f"the pushed SavedModel does not load in-process: {shorten(str(error))}")
     matched, mismatch = _row_matches(wanted, actual, rows)
     correct = None
     predicted = predicted_classes(actual, class_output, rows)
@@ -232,7 +234,7 @@ def check_live_endpoint(
     wait_seconds: float = LIVE_CHECK_WAIT_SECONDS,
     timeout: float = 10.0,
     min_accuracy: float | None = None,
-    server: str = validate.SERVER_AUTO,
+    server: str = SERVER_AUTO,
 ) -> LiveCheckReport:
     """Checks that `version` (default: the latest in the serving dir) is live and answers right.
 
@@ -252,8 +254,8 @@ def check_live_endpoint(
         return LiveCheckReport(model_name, version, None, (), reason=f"version {version} is not in {model_dir}")
     version_dir = model_dir / str(version)
     try:
-        signature_defs = validate.read_signature_defs(version_dir)
-    except validate.ValidationError as error:
+        signature_defs = read_signature_defs(version_dir)
+    except ValidationError as error:
         return LiveCheckReport(model_name, version, None, (), reason=str(error))
     if signature_name not in signature_defs:
         return LiveCheckReport(
@@ -283,14 +285,14 @@ def check_live_endpoint(
             f'model_config_list {{ config {{ name: "{model_name}" base_path: "{model_dir.resolve()}" '
             f'model_platform: "tensorflow" model_version_policy {{ specific {{ versions: {version} }} }} }} }}\n'
         )
-        process = validate.ModelServerProcess(model_config_file=config_file, server=server)
+        process = ModelServerProcess(model_config_file=config_file, server=server)
     deadline = time.time() + wait_seconds
     try:
         if process is not None:
             process.start()
             try:
                 process.wait_until_serving(deadline)
-            except validate.ValidationError as error:
+            except ValidationError as error:
                 return LiveCheckReport(model_name, version, process.description, (), reason=str(error))
             targets = [("grpc", process.grpc_endpoint), ("rest", process.rest_endpoint.removeprefix("http://"))]
         checks = tuple(

@@ -40,6 +40,7 @@ from typing import Mapping, Sequence
 from serving import layout, validate
 from serving.convert import saved_model_dir
 from serving.errors import PushError
+from serving.process import SERVER_AUTO, SERVER_CHOICES
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def push_model(
     *,
     label: str | None = None,
     config_file: str | os.PathLike[str] | None = None,
-    server: str = validate.SERVER_AUTO,
+    server: str = SERVER_AUTO,
     signature_names: Sequence[str] = (),
     max_loading_seconds: float = 120.0,
     input_tensors: Sequence[str] = (),
@@ -289,7 +290,7 @@ def _push_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--label", choices=LABELS, help="point this version label at the new version")
     parser.add_argument(
-        "--server", choices=validate.SERVER_CHOICES, default=validate.SERVER_AUTO,
+        "--server", choices=SERVER_CHOICES, default=SERVER_AUTO,
         help="model server to validate with (auto: tensorflow_model_server if on PATH, else embedded)",
     )
     parser.add_argument(
