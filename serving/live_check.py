@@ -245,14 +245,10 @@ def check_live_endpoint(
     compared with the `class_output` output. Never raises for a failed check: the report says why.
     """
     model_dir = Path(serving_dir) / model_name
-    versions = layout.list_versions(model_dir)
-    if version is None:
-        if not versions:
-            return LiveCheckReport(model_name, 0, None, (), reason=f"no versions under {model_dir}")
-        version = versions[-1]
-    elif version not in versions:
-        return LiveCheckReport(model_name, version, None, (), reason=f"version {version} is not in {model_dir}")
-    version_dir = model_dir / str(version)
+    try:
+        version, version_dir = layout.find_version(model_dir, version)
+    except layout.LayoutError as error:
+        return LiveCheckReport(model_name, version or 0, None, (), reason=str(error))
     try:
         signature_defs = read_signature_defs(version_dir)
     except ValidationError as error:

@@ -197,13 +197,7 @@ def rollback(
 ) -> RollbackResult:
     """Serves `to_version` again: points `label` at it, or (no label) re-publishes it as the next version."""
     layout.check_model_name(model_name)
-    model_dir = Path(serving_dir) / model_name
-    versions = layout.list_versions(model_dir)
-    if to_version not in versions:
-        raise PushError(
-            f"version {to_version} of {model_name!r} is not in {model_dir}; it has {versions or 'no versions'}"
-        )
-    source = model_dir / str(to_version)
+    _, source = layout.find_version(Path(serving_dir) / model_name, to_version)
     if not layout.is_complete_saved_model(source):
         raise PushError(f"{source} is not a complete SavedModel; pick another version")
     config_path = Path(config_file) if config_file else Path(serving_dir) / CONFIG_FILE_NAME
@@ -245,14 +239,7 @@ def export_version(
     the old file (or absent) or the whole new tarball.
     """
     layout.check_model_name(model_name)
-    model_dir = Path(serving_dir) / model_name
-    versions = layout.list_versions(model_dir)
-    if not versions:
-        raise PushError(f"{model_dir} holds no versions of {model_name!r}: nothing to export")
-    version = versions[-1] if version is None else version
-    if version not in versions:
-        raise PushError(f"version {version} of {model_name!r} is not in {model_dir}; it has {versions}")
-    source = next(child for child in sorted(model_dir.iterdir()) if layout.parse_version(child.name) == version)
+    version, source = layout.find_version(Path(serving_dir) / model_name, version)
     problem = layout.saved_model_problem(source)
     if problem is not None:
         raise PushError(f"{source} is not a complete SavedModel ({problem}); export another version")
