@@ -26,7 +26,7 @@ import numpy as np
 from serving import layout, validate
 from serving.errors import ValidationError, shorten
 from serving.process import SERVER_AUTO, ModelServerProcess
-from serving.saved_model import DEFAULT_SIGNATURE, read_signature_defs
+from serving.saved_model import DEFAULT_SIGNATURE, read_signature_defs, score_output
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +35,6 @@ LIVE_CHECK_WAIT_SECONDS = 60.0
 _RTOL = 1e-4
 _ATOL = 1e-5
 # Outputs that hold class scores, by the names models give them.
-SCORE_OUTPUTS = ("scores", "probabilities", "probs", "predictions", "logits", "output_0")
-
-
 @dataclass(frozen=True)
 class EndpointCheck:
     """The check against one endpoint over one protocol."""
@@ -145,11 +142,10 @@ def predicted_classes(outputs: Mapping[str, np.ndarray], class_output: str | Non
     [batch, classes] output, or of the one named like class scores; None when there are none."""
     if class_output and class_output in outputs:
         return np.asarray(outputs[class_output]).reshape(-1).astype(np.int64)
-    candidates = list(outputs) if len(outputs) == 1 else [name for name in SCORE_OUTPUTS if name in outputs]
-    for name in candidates:
-        scores = np.asarray(outputs[name])
-        if scores.ndim == 2 and scores.shape[0] == rows and scores.shape[1] >= 2 and scores.dtype.kind == "f":
-            return scores.argmax(axis=1).astype(np.int64)
+    name = score_output(outputs)
+    scores = np.asarray(outputs[name]) if name else np.zeros(0)
+    if scores.ndim == 2 and scores.shape[0] == rows and scores.shape[1] >= 2 and scores.dtype.kind == "f":
+        return scores.argmax(axis=1).astype(np.int64)
     return None
 
 
