@@ -13,7 +13,6 @@ from typing import Any, Literal, Mapping
 import numpy as np
 
 from serving.errors import VersionStatus
-from serving.saved_model import DEFAULT_SIGNATURE  # noqa: F401 - the client's default signature
 from serving.saved_model import SCORE_OUTPUTS, score_output
 
 Protocol = Literal["rest", "grpc"]
