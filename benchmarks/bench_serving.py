@@ -706,12 +706,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"note: no pushed model under {args.serving_dir}; run the pipeline first or pass "
                       "--pushed-model", file=sys.stderr)
         elif not (pushed / "saved_model.pb").is_file():
-            from serving.layout import list_versions
+            from serving.layout import LayoutError, find_version
 
-            versions = list_versions(pushed)
-            if not versions:
+            try:
+                pushed = find_version(pushed)[1]
+            except LayoutError:
                 parser.error(f"--pushed-model {pushed}: neither a SavedModel dir nor a model dir with versions")
-            pushed = pushed / str(versions[-1])
         if pushed is not None:
             models.append((f"pushed model {pushed}", pushed))
         if not models:

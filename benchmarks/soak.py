@@ -163,21 +163,16 @@ def soak(seconds: float, reloads: int, clients: int, push_every: float, keep: in
     model = build_model(work / "model")
     serving_dir = work / "serving"
     layout.publish(model, serving_dir, MODEL_NAME)
-    ready_file = work / "ready.json"
     server = process.ModelServerProcess(
         model_name=MODEL_NAME, model_base_path=serving_dir / MODEL_NAME, server="embedded",
-        extra_args=[f"--ready_file={ready_file}", "--file_system_poll_wait_seconds=1"],
+        extra_args=["--file_system_poll_wait_seconds=1"], pick_ports=True,
     )
     tally, stop = Tally(), threading.Event()
     rss: dict[str, int] = {}
     swaps: list[float] = []
     with server:
-        deadline = time.time() + 180
-        server.wait_until_serving(deadline)
-        validate.wait_until_available(server.grpc_endpoint, MODEL_NAME, deadline=deadline, is_alive=server.is_alive)
-        while not ready_file.exists():
-            time.sleep(0.05)
-        pid = json.loads(ready_file.read_text())["pid"]
+        pid = server.wait_until_ready(180)["pid"]
+        validate.wait_until_available(server.grpc_endpoint, MODEL_NAME, deadline=time.time() + 180, is_alive=server.is_alive)
         rss["first_load"] = rss_kib(pid)
         threads = [threading.Thread(target=client_loop, args=(i, server.rest_endpoint, server.grpc_endpoint, stop, tally),
                                     daemon=True) for i in range(clients)]

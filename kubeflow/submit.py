@@ -30,7 +30,6 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PACKAGE = Path("runs") / "kubeflow" / "pipeline.json"
 HEALTHZ_PATH = "/apis/v2beta1/healthz"
 _LOGIN_HINT = (
     "log in first: export KFP_TOKEN=<bearer token> or KFP_COOKIES='authservice_session=...' "

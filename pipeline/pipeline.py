@@ -22,7 +22,7 @@ from components.pusher.component import LayoutPusher
 from components.trainer.component import Trainer
 from components.trainer.module_file import BUILTIN_RUN_FN
 from pipeline import configs
-from pipeline.trainer_args import trainer_module, trainer_settings  # noqa: F401 - trainer_settings re-exported
+from pipeline.trainer_args import trainer_module
 
 # (model channel, examples channel) -> a component whose output `blessing` is an InfraBlessing.
 InfraValidatorFactory = Callable[[Channel, Channel], base_node.BaseNode]

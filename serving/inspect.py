@@ -272,9 +272,8 @@ def inspect_path(path: str | os.PathLike[str]) -> Report:
     if target.is_dir():
         if (target / "saved_model.pb").is_file():
             return inspect_saved_model(target)
-        versions = layout.list_versions(target)
-        if versions:
-            return inspect_saved_model(target / str(versions[-1]))
+        if layout.list_versions(target):
+            return inspect_saved_model(layout.find_version(target)[1])
         raise InspectError(f"{target} has no saved_model.pb and no integer version directories: {expected}")
     raise InspectError(f"{target} does not exist: {expected}")
 

@@ -68,6 +68,19 @@ def list_versions(model_dir: str | os.PathLike[str]) -> list[int]:
     return sorted(versions)
 
 
+def find_version(model_dir: str | os.PathLike[str], version: int | None = None) -> tuple[int, Path]:
+    """`version` (default: the latest) under `model_dir` and its directory, found by number (`007`
+    is version 7); LayoutError naming the versions there are when it is absent."""
+    path = Path(model_dir)
+    versions = list_versions(path)
+    if version is None and not versions:
+        raise LayoutError(f"no versions under {path}")
+    version = versions[-1] if version is None else version
+    if version not in versions:
+        raise LayoutError(f"version {version} of {path.name!r} is not in {path}; it has {versions or 'no versions'}")
+    return version, next(c for c in sorted(path.iterdir()) if parse_version(c.name) == version and c.is_dir())
+
+
 # Ops that hold variables in a GraphDef (TF1 ref and resource variables, TF2 resource handles).
 _VARIABLE_OPS = frozenset({"Variable", "VariableV2", "VarHandleOp", "_VarHandlesOp", "AutoReloadVariable"})
 _DATA_SHARD_RE = re.compile(r"^variables\.data-(\d{5})-of-(\d{5})$")

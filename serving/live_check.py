@@ -24,7 +24,9 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from serving import layout, validate
-from serving.saved_model import DEFAULT_SIGNATURE
+from serving.errors import ValidationError, shorten
+from serving.process import SERVER_AUTO, ModelServerProcess
+from serving.saved_model import DEFAULT_SIGNATURE, read_signature_defs, score_output
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +35,6 @@ LIVE_CHECK_WAIT_SECONDS = 60.0
 _RTOL = 1e-4
 _ATOL = 1e-5
 # Outputs that hold class scores, by the names models give them.
-SCORE_OUTPUTS = ("scores", "probabilities", "probs", "predictions", "logits", "output_0")
-
-
 @dataclass(frozen=True)
 class EndpointCheck:
     """The check against one endpoint over one protocol."""
@@ -143,11 +142,10 @@ def predicted_classes(outputs: Mapping[str, np.ndarray], class_output: str | Non
     [batch, classes] output, or of the one named like class scores; None when there are none."""
     if class_output and class_output in outputs:
         return np.asarray(outputs[class_output]).reshape(-1).astype(np.int64)
-    candidates = list(outputs) if len(outputs) == 1 else [name for name in SCORE_OUTPUTS if name in outputs]
-    for name in candidates:
-        scores = np.asarray(outputs[name])
-        if scores.ndim == 2 and scores.shape[0] == rows and scores.shape[1] >= 2 and scores.dtype.kind == "f":
-            return scores.argmax(axis=1).astype(np.int64)
+    name = score_output(outputs)
+    scores = np.asarray(outputs[name]) if name else np.zeros(0)
+    if scores.ndim == 2 and scores.shape[0] == rows and scores.shape[1] >= 2 and scores.dtype.kind == "f":
+        return scores.argmax(axis=1).astype(np.int64)
     return None
 
 
@@ -168,7 +166,7 @@ def _wait_for_version(client, version: int, deadline: float) -> tuple[str, str]:
         client.wait_until_available(max(0.0, deadline - time.time()), 0.3)
     except ClientError as error:
         state = "END" if error.code == "FAILED_PRECONDITION" else "UNKNOWN"
-        return state, validate.shorten(str(error), 300)
+        return state, shorten(str(error), 300)
     return "AVAILABLE", ""
 
 
@@ -200,12 +198,12 @@ def _check_endpoint(
             actual = client.predict(dict(inputs), signature_name=signature_name)
         except ClientError as error:
             return EndpointCheck(protocol, endpoint, False, state, waited, rows, 0, None,
-                                 f"predict on {signature_name!r} failed: {validate.shorten(str(error))}")
+                                 f"predict on {signature_name!r} failed: {shorten(str(error))}")
     try:
         wanted = expected()
     except Exception as error:  # noqa: BLE001 - any load failure is the check's answer
         return EndpointCheck(protocol, endpoint, False, state, waited, rows, 0, None,
-                             f"the pushed SavedModel does not load in-process: {validate.shorten(str(error))}")
+                             f"the pushed SavedModel does not load in-process: {shorten(str(error))}")
     matched, mismatch = _row_matches(wanted, actual, rows)
     correct = None
     predicted = predicted_classes(actual, class_output, rows)
@@ -232,7 +230,7 @@ def check_live_endpoint(
     wait_seconds: float = LIVE_CHECK_WAIT_SECONDS,
     timeout: float = 10.0,
     min_accuracy: float | None = None,
-    server: str = validate.SERVER_AUTO,
+    server: str = SERVER_AUTO,
 ) -> LiveCheckReport:
     """Checks that `version` (default: the latest in the serving dir) is live and answers right.
 
@@ -243,17 +241,13 @@ def check_live_endpoint(
     compared with the `class_output` output. Never raises for a failed check: the report says why.
     """
     model_dir = Path(serving_dir) / model_name
-    versions = layout.list_versions(model_dir)
-    if version is None:
-        if not versions:
-            return LiveCheckReport(model_name, 0, None, (), reason=f"no versions under {model_dir}")
-        version = versions[-1]
-    elif version not in versions:
-        return LiveCheckReport(model_name, version, None, (), reason=f"version {version} is not in {model_dir}")
-    version_dir = model_dir / str(version)
     try:
-        signature_defs = validate.read_signature_defs(version_dir)
-    except validate.ValidationError as error:
+        version, version_dir = layout.find_version(model_dir, version)
+    except layout.LayoutError as error:
+        return LiveCheckReport(model_name, version or 0, None, (), reason=str(error))
+    try:
+        signature_defs = read_signature_defs(version_dir)
+    except ValidationError as error:
         return LiveCheckReport(model_name, version, None, (), reason=str(error))
     if signature_name not in signature_defs:
         return LiveCheckReport(
@@ -283,14 +277,14 @@ def check_live_endpoint(
             f'model_config_list {{ config {{ name: "{model_name}" base_path: "{model_dir.resolve()}" '
             f'model_platform: "tensorflow" model_version_policy {{ specific {{ versions: {version} }} }} }} }}\n'
         )
-        process = validate.ModelServerProcess(model_config_file=config_file, server=server)
+        process = ModelServerProcess(model_config_file=config_file, server=server)
     deadline = time.time() + wait_seconds
     try:
         if process is not None:
             process.start()
             try:
                 process.wait_until_serving(deadline)
-            except validate.ValidationError as error:
+            except ValidationError as error:
                 return LiveCheckReport(model_name, version, process.description, (), reason=str(error))
             targets = [("grpc", process.grpc_endpoint), ("rest", process.rest_endpoint.removeprefix("http://"))]
         checks = tuple(

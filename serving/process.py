@@ -206,25 +206,38 @@ class ModelServerProcess:
         model_config_file: str | os.PathLike[str] | None = None,
         server: str = SERVER_AUTO,
         extra_args: Sequence[str] = (),
+        pick_ports: bool = False,
+        one_process: bool = True,
+        die_with_parent: bool = False,
     ) -> None:
+        """`pick_ports` (embedded server only): the server binds ports the OS chooses and reports
+        them, with its pid, in a ready file; wait_until_ready() reads it. `one_process=False`
+        keeps the embedded server's default of one process per core."""
         if model_config_file is None and not (model_name and model_base_path):
             raise ValueError("give model_name and model_base_path, or model_config_file")
         self._command, self.description = server_command(server)
-        self.grpc_port = free_port()
-        self.rest_port = free_port()
-        while self.rest_port == self.grpc_port:
+        self._pick_ports = pick_ports
+        if pick_ports:
+            self.grpc_port, self.rest_port = 0, 0
+            self._args = ["--pick_unused_ports"]
+        else:
+            self.grpc_port = free_port()
             self.rest_port = free_port()
-        self._args = [f"--port={self.grpc_port}", f"--rest_api_port={self.rest_port}"]
+            while self.rest_port == self.grpc_port:
+                self.rest_port = free_port()
+            self._args = [f"--port={self.grpc_port}", f"--rest_api_port={self.rest_port}"]
         if model_config_file is not None:
             self._args.append(f"--model_config_file={model_config_file}")
         else:
             self._args += [f"--model_name={model_name}", f"--model_base_path={model_base_path}"]
-        if self._command == embedded_command():
+        if one_process and self._command == embedded_command():
             # One process, not one per core: these servers check a model or host a live check
             # beside the pipeline, where a second copy of TensorFlow only costs memory and start time.
             self._args.append("--num_server_processes=1")
         self._args += list(extra_args)
-        self._process: subprocess.Popen | None = None
+        self._die_with_parent = die_with_parent
+        self.process: subprocess.Popen | None = None
+        self.ready: dict = {}  # with pick_ports: the ready file (ports, pid, worker_pids)
         self._log_dir: str | None = None
         self._log_handle = None
         self._final_logs: str | None = None
@@ -246,31 +259,42 @@ class ModelServerProcess:
         return [*self._command, *self._args]
 
     def start(self) -> None:
-        if self._process is not None:
+        if self.process is not None:
             raise RuntimeError(f"{self!r} was already started; create a new one to restart")
         self._log_dir = tempfile.mkdtemp(prefix="model-server-log-")
+        if self._pick_ports:
+            self._args.append(f"--ready_file={self._ready_file()}")
         self._log_handle = open(os.path.join(self._log_dir, "server.log"), "wb")
         logger.info("starting %s: %s", self.description, " ".join(self.argv))
         self.started_at = time.monotonic()
         try:
-            self._process = spawn(self.argv, stdout=self._log_handle)
+            self.process = spawn(self.argv, stdout=self._log_handle, die_with_parent=self._die_with_parent)
         except OSError as error:
             raise ServerStartError(f"could not run {self.argv[0]}: {error}") from error
 
     def exit_code(self) -> int | None:
         """None while running (or never started), else the exit code."""
-        return None if self._process is None else self._process.poll()
+        return None if self.process is None else self.process.poll()
 
     def is_alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self.process is not None and self.process.poll() is None
+
+    def _ready_file(self) -> str:
+        return os.path.join(self._log_dir or "", "ready.json")
+
+    def wait_until_ready(self, timeout: float) -> dict:
+        """With pick_ports: waits for the ready file, takes the ports from it and returns it."""
+        (self.ready,) = wait_for_ready_files([self.process], [self._ready_file()], time.monotonic() + timeout)
+        self.grpc_port, self.rest_port = self.ready["grpc_port"], self.ready["rest_port"]
+        return self.ready
 
     def wait_until_serving(self, deadline: float) -> float:
         """Waits (until `deadline`, a time.time() value) for the gRPC port; returns seconds waited."""
-        if self._process is None:
+        if self.process is None:
             raise RuntimeError("start() the server first")
         begin = time.monotonic()
         while time.time() < deadline:
-            code = self._process.poll()
+            code = self.process.poll()
             if code is not None:
                 raise ServerStartError(
                     f"{self.description} exited with code {code} before serving: {self.failure_lines()}"
@@ -303,8 +327,8 @@ class ModelServerProcess:
         return shorten(" | ".join((errors or lines)[-4:]) or "no log output")
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._process is not None:
-            stop_processes([self._process], timeout, name=self.description)
+        if self.process is not None:
+            stop_processes([self.process], timeout, name=self.description)
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None

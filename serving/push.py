@@ -40,6 +40,7 @@ from typing import Mapping, Sequence
 from serving import layout, validate
 from serving.convert import saved_model_dir
 from serving.errors import PushError
+from serving.process import SERVER_AUTO, SERVER_CHOICES
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def push_model(
     *,
     label: str | None = None,
     config_file: str | os.PathLike[str] | None = None,
-    server: str = validate.SERVER_AUTO,
+    server: str = SERVER_AUTO,
     signature_names: Sequence[str] = (),
     max_loading_seconds: float = 120.0,
     input_tensors: Sequence[str] = (),
@@ -196,13 +197,7 @@ def rollback(
 ) -> RollbackResult:
     """Serves `to_version` again: points `label` at it, or (no label) re-publishes it as the next version."""
     layout.check_model_name(model_name)
-    model_dir = Path(serving_dir) / model_name
-    versions = layout.list_versions(model_dir)
-    if to_version not in versions:
-        raise PushError(
-            f"version {to_version} of {model_name!r} is not in {model_dir}; it has {versions or 'no versions'}"
-        )
-    source = model_dir / str(to_version)
+    _, source = layout.find_version(Path(serving_dir) / model_name, to_version)
     if not layout.is_complete_saved_model(source):
         raise PushError(f"{source} is not a complete SavedModel; pick another version")
     config_path = Path(config_file) if config_file else Path(serving_dir) / CONFIG_FILE_NAME
@@ -244,14 +239,7 @@ def export_version(
     the old file (or absent) or the whole new tarball.
     """
     layout.check_model_name(model_name)
-    model_dir = Path(serving_dir) / model_name
-    versions = layout.list_versions(model_dir)
-    if not versions:
-        raise PushError(f"{model_dir} holds no versions of {model_name!r}: nothing to export")
-    version = versions[-1] if version is None else version
-    if version not in versions:
-        raise PushError(f"version {version} of {model_name!r} is not in {model_dir}; it has {versions}")
-    source = next(child for child in sorted(model_dir.iterdir()) if layout.parse_version(child.name) == version)
+    version, source = layout.find_version(Path(serving_dir) / model_name, version)
     problem = layout.saved_model_problem(source)
     if problem is not None:
         raise PushError(f"{source} is not a complete SavedModel ({problem}); export another version")
@@ -289,7 +277,7 @@ def _push_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--label", choices=LABELS, help="point this version label at the new version")
     parser.add_argument(
-        "--server", choices=validate.SERVER_CHOICES, default=validate.SERVER_AUTO,
+        "--server", choices=SERVER_CHOICES, default=SERVER_AUTO,
         help="model server to validate with (auto: tensorflow_model_server if on PATH, else embedded)",
     )
     parser.add_argument(

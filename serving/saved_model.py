@@ -12,7 +12,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -28,6 +28,9 @@ REGRESS_METHOD = "tensorflow/serving/regress"
 # output order) and TF Serving's warmup records, relative to the SavedModel directory.
 CLASS_NAMES_ASSET = Path("assets") / "class_names.txt"
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+# Output names that hold a classifier's class scores, most specific first: the project's
+# signature (components/trainer/signatures.py) returns `probabilities`.
+SCORE_OUTPUTS = ("probabilities", "scores", "probs", "predictions", "logits", "output_0")
 
 # tensorflow/core/framework/types.proto: the DataTypes a request can carry, as
 # (enum value, enum name, numpy dtype fed to the signature). Numbers, so no TF import is needed.
@@ -162,6 +165,14 @@ def tensor_dims(info: Any) -> tuple[int, ...] | None:
     if not info.HasField("tensor_shape") or info.tensor_shape.unknown_rank:
         return None
     return tuple(int(d.size) for d in info.tensor_shape.dim)
+
+
+def score_output(outputs: Mapping[str, np.ndarray]) -> str | None:
+    """Which of a classifier's outputs holds its class scores: the first named in SCORE_OUTPUTS,
+    else the only 2-D float output; None when neither (the one rule of server and tools)."""
+    named = next((name for name in SCORE_OUTPUTS if name in outputs), None)
+    floats = [name for name, array in outputs.items() if array.dtype.kind == "f" and array.ndim == 2]
+    return named or (floats[0] if len(floats) == 1 else None)
 
 
 def read_class_names(export_dir: str | os.PathLike[str]) -> list[str] | None:

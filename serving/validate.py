@@ -31,8 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 import grpc
 import numpy as np
 
-# The names below are part of this module's interface too (the InfraValidator and push use them).
-from serving.errors import (  # noqa: F401 - re-exported
+from serving.errors import (
     LoadTimeout,
     ModelLoadError,
     RequestFailed,
@@ -41,14 +40,13 @@ from serving.errors import (  # noqa: F401 - re-exported
     ValidationError,
     shorten,
 )
-from serving.process import SERVER_AUTO, SERVER_CHOICES, ModelServerProcess, server_command  # noqa: F401
-from serving.saved_model import (  # noqa: F401 - re-exported
+from serving.process import SERVER_AUTO, ModelServerProcess, server_command
+from serving.saved_model import (
     CLASSIFY_METHOD,
     DEFAULT_SIGNATURE,
     DT_STRING,
     PREDICT_METHOD,
     REGRESS_METHOD,
-    SERVING_TAG,
     numpy_dtype,
     read_signature_defs,
 )

@@ -14,11 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-SERVING_DEFAULT = "serving_default"
+from serving.saved_model import DEFAULT_SIGNATURE, DT_STRING, SCORE_OUTPUTS
+
 BUILTIN_SIGNATURE = "serving_examples"
 BUILTIN_SCORES = "scores"
-SCORE_OUTPUTS = ("scores", "probabilities", "probs", "predictions", "logits", "output_0")
-_DT_STRING = 7  # tensorflow.core.framework.types_pb2.DT_STRING
 
 
 class SignatureError(ValueError):
@@ -36,7 +35,7 @@ def _takes_examples(signature_def) -> bool:
     if len(signature_def.inputs) != 1:
         return False
     info = next(iter(signature_def.inputs.values()))
-    return info.dtype == _DT_STRING and not info.tensor_shape.unknown_rank and len(info.tensor_shape.dim) == 1
+    return info.dtype == DT_STRING and not info.tensor_shape.unknown_rank and len(info.tensor_shape.dim) == 1
 
 
 def _classes(info) -> int | None:
@@ -55,10 +54,10 @@ def eval_signature(signature_defs: Mapping[str, object], model_dir: str = "the m
     builtin = signature_defs.get(BUILTIN_SIGNATURE)
     if builtin is not None and BUILTIN_SCORES in builtin.outputs:
         return EvalSignature(BUILTIN_SIGNATURE, BUILTIN_SCORES, True)
-    default = signature_defs.get(SERVING_DEFAULT)
+    default = signature_defs.get(DEFAULT_SIGNATURE)
     if default is None:
         raise SignatureError(
-            f"{model_dir} has no {SERVING_DEFAULT!r} signature (it has: {', '.join(signature_defs) or 'none'}): "
+            f"{model_dir} has no {DEFAULT_SIGNATURE!r} signature (it has: {', '.join(signature_defs) or 'none'}): "
             "the Evaluator evaluates it; export one (Keras model.save does)"
         )
     outputs = list(default.outputs)
@@ -68,7 +67,7 @@ def eval_signature(signature_defs: Mapping[str, object], model_dir: str = "the m
         named = [name for name in SCORE_OUTPUTS if name in default.outputs]
         if not named:
             raise SignatureError(
-                f"{model_dir}: {SERVING_DEFAULT} returns {', '.join(sorted(outputs))}, none of them named as "
+                f"{model_dir}: {DEFAULT_SIGNATURE} returns {', '.join(sorted(outputs))}, none of them named as "
                 f"class scores: expected a single output, or one named {', '.join(SCORE_OUTPUTS)}, "
                 "of shape [batch, classes]"
             )
@@ -76,8 +75,8 @@ def eval_signature(signature_defs: Mapping[str, object], model_dir: str = "the m
     classes = _classes(default.outputs[key])
     if classes is not None and classes < 2:
         raise SignatureError(
-            f"{model_dir}: {SERVING_DEFAULT} output {key!r} is not [batch, classes] with 2 or more classes: "
+            f"{model_dir}: {DEFAULT_SIGNATURE} output {key!r} is not [batch, classes] with 2 or more classes: "
             "the Evaluator blesses by accuracy over class scores (logits or probabilities); for a binary model "
             "export both columns, e.g. [1 - p, p]"
         )
-    return EvalSignature(SERVING_DEFAULT, key, _takes_examples(default))
+    return EvalSignature(DEFAULT_SIGNATURE, key, _takes_examples(default))

@@ -27,7 +27,7 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 
 from components.infra_validator import executor, spec
-from serving import validate
+from serving.process import SERVER_AUTO, SERVER_CHOICES
 
 
 class InfraValidatorSpec(standard_component_specs.InfraValidatorSpec):
@@ -66,11 +66,11 @@ class InfraValidator(base_component.BaseComponent):
         examples: Optional[types.BaseChannel] = None,
         request_spec: Optional[infra_validator_pb2.RequestSpec] = None,
         validation_spec: Optional[infra_validator_pb2.ValidationSpec] = None,
-        local_server: str = validate.SERVER_AUTO,
+        local_server: str = SERVER_AUTO,
     ) -> None:
-        if local_server not in validate.SERVER_CHOICES:
+        if local_server not in SERVER_CHOICES:
             raise ValueError(
-                f"local_server={local_server!r}: expected one of {', '.join(validate.SERVER_CHOICES)}"
+                f"local_server={local_server!r}: expected one of {', '.join(SERVER_CHOICES)}"
             )
         if serving_spec is None:
             serving_spec = local_serving_spec()
@@ -97,7 +97,7 @@ InfraValidatorFactory = Callable[[types.BaseChannel, Optional[types.BaseChannel]
 def make_infra_validator(
     *,
     serving_platform: str = spec.PLATFORM_LOCAL,
-    local_server: str = validate.SERVER_AUTO,
+    local_server: str = SERVER_AUTO,
     mode: str = spec.LOAD_AND_QUERY,
     signature_names: Sequence[str] = (),
     split_name: str = "eval",
@@ -122,8 +122,8 @@ def make_infra_validator(
     """
     if serving_platform not in spec.PLATFORMS:
         raise ValueError(f"serving_platform={serving_platform!r}: expected one of {', '.join(spec.PLATFORMS)}")
-    if local_server not in validate.SERVER_CHOICES:
-        raise ValueError(f"local_server={local_server!r}: expected one of {', '.join(validate.SERVER_CHOICES)}")
+    if local_server not in SERVER_CHOICES:
+        raise ValueError(f"local_server={local_server!r}: expected one of {', '.join(SERVER_CHOICES)}")
     if mode not in spec.MODES:
         raise ValueError(f"mode={mode!r}: expected one of {', '.join(spec.MODES)}")
     if num_examples < 1 or max_loading_time_seconds < 1 or num_tries < 1:

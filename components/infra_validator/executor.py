@@ -36,6 +36,9 @@ from tfx_bsl.tfxio import dataset_options
 from components.infra_validator import runner as runner_lib
 from components.infra_validator import spec
 from serving import validate
+from serving.errors import ServerStartError, UnservableModel, ValidationError, shorten
+from serving.process import SERVER_AUTO, SERVER_CHOICES, server_command
+from serving.saved_model import SERVING_TAG, read_signature_defs
 
 logger = logging.getLogger(__name__)
 
@@ -104,11 +107,11 @@ class Executor(tfx_executor.Executor):
         output_dict: Dict[str, List[types.Artifact]],
         exec_properties: Dict[str, Any],
     ) -> None:
-        local_server = exec_properties.get(spec.LOCAL_SERVER_KEY) or validate.SERVER_AUTO
-        if local_server not in validate.SERVER_CHOICES:
+        local_server = exec_properties.get(spec.LOCAL_SERVER_KEY) or SERVER_AUTO
+        if local_server not in SERVER_CHOICES:
             raise ValueError(
                 f"exec property {spec.LOCAL_SERVER_KEY}={local_server!r}: expected one of "
-                f"{', '.join(validate.SERVER_CHOICES)}"
+                f"{', '.join(SERVER_CHOICES)}"
             )
         self._local_server = local_server
         self._outcome = _Outcome()
@@ -129,8 +132,8 @@ class Executor(tfx_executor.Executor):
         binaries = serving_bins.parse_serving_binaries(serving_spec)
         if platform is None:
             try:
-                validate.server_command(self._local_server)
-            except validate.ServerStartError as error:  # a configuration error, not the model's
+                server_command(self._local_server)
+            except ServerStartError as error:  # a configuration error, not the model's
                 raise ValueError(str(error)) from None
             # Tags and digests name Docker images; a local process is one server, validated once.
             binaries = [serving_bins.TensorFlowServing(model_name=serving_spec.model_name, tag="local")]
@@ -148,7 +151,7 @@ class Executor(tfx_executor.Executor):
         model_path = self._PrepareModelPath(model, serving_spec)
         try:
             tags = list(request_spec.tensorflow_serving.tag_set) if request_spec else []
-            signature_defs = validate.read_signature_defs(model_path, tags or [validate.SERVING_TAG])
+            signature_defs = read_signature_defs(model_path, tags or [SERVING_TAG])
             validate.require_signatures(signature_defs, model.uri)
             if query:
                 records = read_example_records(
@@ -161,13 +164,13 @@ class Executor(tfx_executor.Executor):
                     signature_names=list(request_spec.tensorflow_serving.signature_names),
                 )
                 if not plan.requests:
-                    raise validate.UnservableModel(
+                    raise UnservableModel(
                         "LOAD_AND_QUERY: no signature of the model could be queried ("
                         + "; ".join(plan.skipped) + ")"
                     )
             else:
                 plan = validate.RequestPlan(())
-        except validate.ValidationError as error:
+        except ValidationError as error:
             self._finish(blessing, passed=False, reason=str(error), plan=None)
             return
 
@@ -249,7 +252,7 @@ class Executor(tfx_executor.Executor):
             except Exception as error:  # noqa: BLE001 - any failure is this attempt's verdict
                 attempt.error = _reason(error)
                 # Failures of unknown kind (Docker API, Kubernetes) are retried as TFX does.
-                retryable = getattr(error, "retryable", not isinstance(error, validate.ValidationError))
+                retryable = getattr(error, "retryable", not isinstance(error, ValidationError))
                 logger.warning(
                     "infra validation attempt %d/%d failed (%s): %s",
                     index + 1, validation_spec.num_tries, "will retry" if retryable else "final", attempt.error,
@@ -313,9 +316,9 @@ class Executor(tfx_executor.Executor):
 
 
 def _reason(error: BaseException) -> str:
-    if isinstance(error, validate.ValidationError):
+    if isinstance(error, ValidationError):
         return str(error)
-    return f"{type(error).__name__}: {validate.shorten(str(error))}"
+    return f"{type(error).__name__}: {shorten(str(error))}"
 
 
 def _timings(attempt: _Attempt) -> str:

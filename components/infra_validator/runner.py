@@ -17,7 +17,8 @@ from tfx.components.infra_validator import executor as tfx_executor
 from tfx.components.infra_validator.model_server_runners import base_runner
 from tfx.proto import infra_validator_pb2
 
-from serving import validate
+from serving.errors import LoadTimeout
+from serving.process import SERVER_AUTO, ModelServerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -30,13 +31,13 @@ class LocalProcessRunner(base_runner.BaseModelServerRunner):
         model_path: str,
         serving_binary: serving_bins.ServingBinary,
         serving_spec: infra_validator_pb2.ServingSpec,
-        server: str = validate.SERVER_AUTO,
+        server: str = SERVER_AUTO,
     ) -> None:
         # model_path is TF Serving flavoured: <base>/<model_name>/<version>.
         self._model_base_path = os.path.dirname(model_path)
         self._model_name = serving_spec.model_name
         self._serving_binary = serving_binary
-        self._process = validate.ModelServerProcess(
+        self._process = ModelServerProcess(
             model_name=self._model_name, model_base_path=self._model_base_path, server=server
         )
         self._running = False
@@ -49,7 +50,7 @@ class LocalProcessRunner(base_runner.BaseModelServerRunner):
         return self._process.description
 
     @property
-    def process(self) -> validate.ModelServerProcess:
+    def process(self) -> ModelServerProcess:
         return self._process
 
     def GetEndpoint(self) -> str:
@@ -63,7 +64,7 @@ class LocalProcessRunner(base_runner.BaseModelServerRunner):
     def WaitUntilRunning(self, deadline: float) -> None:
         try:
             self._process.wait_until_serving(deadline)
-        except validate.LoadTimeout as error:
+        except LoadTimeout as error:
             raise error_types.DeadlineExceeded(str(error)) from error
         self._running = True
 
@@ -80,7 +81,7 @@ def create_model_server_runner(
     serving_binary: serving_bins.ServingBinary,
     serving_spec: infra_validator_pb2.ServingSpec,
     *,
-    local_server: str = validate.SERVER_AUTO,
+    local_server: str = SERVER_AUTO,
 ) -> base_runner.BaseModelServerRunner:
     """The runner for `serving_spec`'s platform: local process when none is set, else TFX's."""
     if serving_spec.WhichOneof("serving_platform") is None:

@@ -10,7 +10,6 @@ LOCAL_SERVER_KEY = "local_server"
 
 # InfraBlessing custom properties.
 BLESSED_KEY = "blessed"  # TFX's: 1 blessed, 0 not
-HAS_MODEL_KEY = "has_model"  # TFX's: 1 when the blessing holds the warmed-up model copy
 FAILURE_REASON_KEY = "infra_failure_reason"
 MODE_KEY = "infra_mode"  # LOAD_ONLY or LOAD_AND_QUERY
 SERVER_KEY = "infra_server"  # which model server ran the model

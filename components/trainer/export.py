@@ -8,9 +8,8 @@ from __future__ import annotations
 from typing import Mapping
 
 from components.trainer.module_file import RUN_FN
+from serving.saved_model import DEFAULT_SIGNATURE, SERVING_TAG
 
-SERVING_TAG = "serve"
-SERVING_DEFAULT = "serving_default"
 EXPORT_HINT = (
     "model.save(fn_args.serving_model_dir, save_format='tf') or "
     "tf.saved_model.save(obj, fn_args.serving_model_dir, signatures=...)"
@@ -64,9 +63,9 @@ def check_exported_model(serving_model_dir: str, source: str) -> None:
         signatures = serving_signature_defs(serving_model_dir)
     except ExportError as error:
         raise ExportError(f"{source}: {error}") from None
-    if SERVING_DEFAULT not in signatures:
+    if DEFAULT_SIGNATURE not in signatures:
         raise ExportError(
-            f"{source}: the SavedModel has no {SERVING_DEFAULT!r} signature (it has: {', '.join(signatures) or 'none'}): "
+            f"{source}: the SavedModel has no {DEFAULT_SIGNATURE!r} signature (it has: {', '.join(signatures) or 'none'}): "
             "the Evaluator, the InfraValidator and the live check call it; export it "
-            f"(Keras models get it from model.save; else signatures={{'{SERVING_DEFAULT}': fn}})"
+            f"(Keras models get it from model.save; else signatures={{'{DEFAULT_SIGNATURE}': fn}})"
         )

@@ -8,10 +8,12 @@ import os
 import re
 from dataclasses import asdict
 from html import unescape
+from pathlib import Path
 from typing import Optional, Sequence
 
 from pipeline.report import mlmd, render
 from pipeline.report.model import LiveCheck, RunEntry
+from serving.layout import atomic_file
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +41,8 @@ def facts_path(pipeline_root: str, run: mlmd.PipelineRun) -> str:
 def _write(path: str, text: str) -> None:
     """Whole or nothing: a reader never sees half a page."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(partial, path)
+    with atomic_file(Path(path)) as out:
+        out.write(text.encode("utf-8"))
 
 
 def load_facts(pipeline_root: str, run: mlmd.PipelineRun) -> dict:

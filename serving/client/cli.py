@@ -14,7 +14,8 @@ import numpy as np
 from serving.client.client import ServingClient
 from serving.client.datasets import load_digits_set, load_folder_set, load_npz_set
 from serving.client.images import image_input
-from serving.client.types import DEFAULT_SIGNATURE, DEFAULT_TIMEOUT_S, ClientError
+from serving.client.types import DEFAULT_TIMEOUT_S, ClientError
+from serving.saved_model import DEFAULT_SIGNATURE
 
 _DESCRIPTION = "Client for TF Serving's REST and gRPC APIs: the real `tensorflow_model_server` or `serving.server`."
 

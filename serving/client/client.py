@@ -27,7 +27,6 @@ from serving.client.images import encoded_image, find_bytes_signature, image_inp
 from serving.client.rest import RestTransport
 from serving.client.types import (
     DEFAULT_MAX_MESSAGE_BYTES,
-    DEFAULT_SIGNATURE,
     DEFAULT_TIMEOUT_S,
     ClientError,
     EvaluationReport,
@@ -42,7 +41,7 @@ from serving.client.types import (
     interpret_classifier_outputs,
     parse_endpoint,
 )
-from serving.saved_model import NUMPY_BY_ENUM_NAME
+from serving.saved_model import DEFAULT_SIGNATURE, NUMPY_BY_ENUM_NAME
 
 logger = logging.getLogger(__name__)
 

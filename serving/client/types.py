@@ -13,7 +13,7 @@ from typing import Any, Literal, Mapping
 import numpy as np
 
 from serving.errors import VersionStatus
-from serving.saved_model import DEFAULT_SIGNATURE  # noqa: F401 - the client's default signature
+from serving.saved_model import SCORE_OUTPUTS, score_output
 
 Protocol = Literal["rest", "grpc"]
 ImageEncoding = Literal["auto", "pixels", "bytes"]
@@ -188,17 +188,14 @@ def interpret_classifier_outputs(outputs: Mapping[str, np.ndarray]) -> list[Pred
     single 2-D float output is taken as the scores and the id is its argmax. With no `class_name`
     output the name is the id as text: the client never invents label names.
     """
-    probs = outputs.get("probabilities")
-    if probs is None:
-        floats = [v for v in outputs.values() if v.dtype.kind == "f" and v.ndim == 2]
-        if len(floats) != 1:
-            raise ClientError(
-                "cannot tell which output holds class scores: expected a 'probabilities' output "
-                f"or exactly one 2-D float output, got {sorted(outputs)}",
-                code="INVALID_ARGUMENT",
-            )
-        probs = floats[0]
-    probs = np.asarray(probs, dtype=np.float64).reshape(len(probs), -1)
+    name = score_output(outputs)
+    if name is None:
+        raise ClientError(
+            f"cannot tell which output holds class scores: expected one named {', '.join(SCORE_OUTPUTS)} "
+            f"or exactly one 2-D float output, got {sorted(outputs)}",
+            code="INVALID_ARGUMENT",
+        )
+    probs = np.asarray(outputs[name], dtype=np.float64).reshape(len(outputs[name]), -1)
     ids = outputs.get("class_id")
     ids = np.asarray(ids).reshape(-1) if ids is not None else probs.argmax(axis=1)
     names = outputs.get("class_name")

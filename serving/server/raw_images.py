@@ -25,7 +25,7 @@ import numpy as np
 
 from serving.errors import invalid
 from serving.images import ImageError, decode_image, is_encoded_image
-from serving.saved_model import DEFAULT_SIGNATURE, DT_STRING, read_class_names
+from serving.saved_model import DEFAULT_SIGNATURE, DT_STRING, SCORE_OUTPUTS, read_class_names, score_output
 from serving.server.core import ServingCore
 from serving.server.servable import PredictCall, Servable, Signature
 
@@ -33,7 +33,6 @@ API = "classify_image"
 DEFAULT_TOP_K = 5
 BYTES_INPUT = "image_bytes"
 # Output keys holding per-class probabilities, in order of preference.
-_PROBABILITY_OUTPUTS = ("probabilities", "scores", "probs")
 
 
 def top_k_from_query(query: str) -> int:
@@ -75,14 +74,11 @@ def _pixel_signature(servable: Servable) -> tuple[Signature, str, tuple[int, int
 
 
 def _probabilities(signature: Signature, outputs: dict[str, np.ndarray]) -> np.ndarray:
-    name = next((n for n in _PROBABILITY_OUTPUTS if n in outputs), None)
-    if name is None:
-        floats = [n for n, a in outputs.items() if a.dtype.kind == "f" and a.ndim == 2]
-        name = floats[0] if len(floats) == 1 else None
+    name = score_output(outputs)
     if name is None or outputs[name].ndim != 2 or outputs[name].shape[0] != 1:
         raise invalid(
             f"signature {signature.name!r} has no [1, K] class-probability output (expected one named "
-            f"{' or '.join(_PROBABILITY_OUTPUTS)}, or a single float [N, K] output); it gives {sorted(outputs)}"
+            f"{' or '.join(SCORE_OUTPUTS)}, or a single float [N, K] output); it gives {sorted(outputs)}"
         )
     return outputs[name][0]
 

@@ -335,5 +335,6 @@ def make_app(
     run_blocking = make_run_blocking(executor, options.timeout_seconds)
 
     app = web.Application(client_max_size=options.max_body_bytes)
-    app.router.add_route("*", "/{tail:.*}", handler)
+    # [\s\S], not `.`: a path with an encoded newline (/v1/models/%0A) must reach the handler too.
+    app.router.add_route("*", "/{tail:[\\s\\S]*}", handler)
     return app

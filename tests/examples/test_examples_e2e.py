@@ -118,7 +118,7 @@ def test_messy_csv_with_the_built_in_trainer_is_served_with_its_label_names(tmp_
     assert inputs == {"sepal_length_cm", "f_2nd_width", "petal_length", "petal_width", "Colour_name"}
 
     # The served model answers TF Serving REST with the class names, an empty value included.
-    from serving.validate import ModelServerProcess
+    from serving.process import ModelServerProcess
 
     server = ModelServerProcess(model_name="iris", model_base_path=str(version_dir.parent))
     server.start()

@@ -146,11 +146,9 @@ def fake_kfp() -> Iterator[FakeKfp]:
 @pytest.fixture
 def closed_port() -> int:
     """A loopback port with nothing listening: bound, closed, so connecting is refused."""
-    import socket
+    from serving.process import free_port
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_port()
 
 
 IMAGE = "registry.example.com/tfx-serving-kit:0.1.0"

@@ -105,7 +105,7 @@ def _rest_predict_matches_the_model(serving: Path, version: int, instances: list
     """A model server on a copy of the pushed version answers REST predict as the SavedModel in process does."""
     import tensorflow as tf
 
-    from serving.validate import ModelServerProcess
+    from serving.process import ModelServerProcess
 
     # The serving dir's latest version may be a later one; serve exactly this one.
     base = scratch / MODEL

@@ -14,7 +14,8 @@ from components.example_gen.component import ImageExampleGen
 from components.pusher.component import LayoutPusher
 from components.trainer.settings import TrainerSettings
 from pipeline import configs
-from pipeline.pipeline import TRAINER_RUN_FN, create_pipeline, trainer_settings
+from pipeline.pipeline import TRAINER_RUN_FN, create_pipeline
+from pipeline.trainer_args import trainer_settings
 
 EXPECTED_IDS = [
     "ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Trainer",

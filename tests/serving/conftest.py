@@ -38,11 +38,12 @@ Stable fixture names (other test modules, e.g. test_client.py, rely on them):
   with a 1 s poll and as one process (`--num_server_processes=1`, which `args` may override:
   the default of one per core would double every test server's start-up and memory), unless
   `server_defaults` (then only the model flags: test_supervisor.py checks those defaults), with
-  the other defaults (batching on), waits for readiness and yields a `ServerProcess`
-  (`grpc_port`, `rest_port`, `rest_url`, `grpc_target`, `process`, `ready` (the ready file's
-  JSON), `log()`); the process is terminated (SIGTERM) on exit.
+  the other defaults (batching on), waits for readiness and yields its
+  `serving.process.ModelServerProcess` (`grpc_port`, `rest_port`, `rest_endpoint`,
+  `grpc_endpoint`, `process`, `ready` (the ready file's JSON), `logs()`, `is_alive()`,
+  `base_path`); the process is terminated (SIGTERM) on exit.
 - `half_plus_two_server` (module): one server on a half_plus_two base path with model name
-  `half_plus_two`, shared by the tests of a module (a `ServerProcess` plus `.base_path`).
+  `half_plus_two`, shared by the tests of a module.
 
 Helpers defined here (test modules cannot import a conftest reliably; use the fixtures):
 `build_half_plus_two(path, offset=2.0)`, `build_bytes_model(path)`, `build_slow_model(path)`,
@@ -56,9 +57,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
@@ -68,7 +66,6 @@ from serving import process
 from serving.errors import LoadTimeout, ServerStartError
 from serving.saved_model import CLASSIFY_METHOD, REGRESS_METHOD
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,36 +353,6 @@ def bytes_model_dir(tmp_path: Path, bytes_model: Path) -> Path:
 # server processes
 
 
-@dataclass
-class ServerProcess:
-    process: subprocess.Popen
-    ready: dict  # what the server wrote to its --ready_file: ports, pid (and worker_pids)
-    log_path: Path
-    base_path: Path | None = None
-
-    @property
-    def grpc_port(self) -> int:
-        return self.ready["grpc_port"]
-
-    @property
-    def rest_port(self) -> int | None:
-        return self.ready["rest_port"]
-
-    @property
-    def rest_url(self) -> str:
-        return f"http://127.0.0.1:{self.rest_port}"
-
-    @property
-    def grpc_target(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-
 @contextlib.contextmanager
 def start_server(
     base_path: str | os.PathLike | None = None,
@@ -395,31 +362,28 @@ def start_server(
     config_file: str | os.PathLike | None = None,
     timeout: float = 90.0,
     server_defaults: bool = False,
-) -> Iterator[ServerProcess]:
-    """Runs `python -m serving.server` on free ports until the block ends."""
-    import tempfile
-
-    workdir = Path(tempfile.mkdtemp(prefix="serve-"))
-    ready = workdir / "ready.json"
-    log_path = workdir / "server.log"
-    command = [*process.embedded_command(), "--pick_unused_ports", f"--ready_file={ready}"]
-    if not server_defaults:
-        command += ["--file_system_poll_wait_seconds=1", "--num_server_processes=1"]
-    if config_file is not None:
-        command.append(f"--model_config_file={config_file}")
-    else:
-        command += [f"--model_name={model_name}", f"--model_base_path={base_path}"]
-    command += list(args)
-    with open(log_path, "wb") as log:
-        server = process.spawn(command, stdout=log, cwd=REPO_ROOT, die_with_parent=True)
+) -> Iterator[process.ModelServerProcess]:
+    """Runs `python -m serving.server` on ports the OS picks until the block ends."""
+    server = process.ModelServerProcess(
+        model_name=None if config_file is not None else model_name,
+        model_base_path=base_path,
+        model_config_file=config_file,
+        server=process.SERVER_EMBEDDED,
+        extra_args=[*([] if server_defaults else ["--file_system_poll_wait_seconds=1"]), *args],
+        pick_ports=True,
+        one_process=not server_defaults,
+        die_with_parent=True,
+    )
+    server.base_path = Path(base_path) if base_path is not None else None
     try:
+        server.start()
         try:
-            (info,) = process.wait_for_ready_files([server], [ready], time.monotonic() + timeout)
+            server.wait_until_ready(timeout)
         except (ServerStartError, LoadTimeout) as error:
-            raise RuntimeError(f"{error}:\n{log_path.read_text(errors='replace')[-4000:]}") from None
-        yield ServerProcess(server, info, log_path, Path(base_path) if base_path is not None else None)
+            raise RuntimeError(f"{error}:\n{server.logs()[-4000:]}") from None
+        yield server
     finally:
-        process.stop_processes([server], 30)
+        server.stop(30)
 
 
 @pytest.fixture(scope="session")

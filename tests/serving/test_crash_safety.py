@@ -86,8 +86,8 @@ def test_push_killed_mid_copy_leaves_no_version_and_the_next_push_works(
         assert [p.name for p in model_dir.glob(f"{layout.STAGING_PREFIX}*")] == [f"{layout.STAGING_PREFIX}2"]
         assert layout.list_versions(model_dir) == [1]
         time.sleep(2.5)  # two polls of the running server
-        assert _model_states(server.rest_url, "m") == {1: "AVAILABLE"}
-        assert _predict_y(server.rest_url, "m", 4.0) == 4.0
+        assert _model_states(server.rest_endpoint, "m") == {1: "AVAILABLE"}
+        assert _predict_y(server.rest_endpoint, "m", 4.0) == 4.0
 
         # The next push works, clears the leftover, and the server moves to it.
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -96,9 +96,9 @@ def test_push_killed_mid_copy_leaves_no_version_and_the_next_push_works(
         assert layout.list_versions(model_dir) == [1, 2]
         assert not list(model_dir.glob(f"{layout.STAGING_PREFIX}*"))
         assert len(list((model_dir / "2" / "assets").iterdir())) == SLOW_COPY_FILES
-        _wait_for_state(server.rest_url, "m", 2, "AVAILABLE")
-        assert _predict_y(server.rest_url, "m", 4.0) == 5.0
-        assert "not loading" not in server.log() and "failed" not in server.log().lower()
+        _wait_for_state(server.rest_endpoint, "m", 2, "AVAILABLE")
+        assert _predict_y(server.rest_endpoint, "m", 4.0) == 5.0
+        assert "not loading" not in server.logs() and "failed" not in server.logs().lower()
 
 
 @pytest.mark.e2e
@@ -114,12 +114,12 @@ def test_server_killed_while_loading_restarts_and_serves_the_newest_good_version
     layout.publish(half_plus_two_model, serving_dir, "m")
 
     with serve(model_dir, model_name="m") as server:
-        assert _predict_y(server.rest_url, "m", 2.0) == 3.0
+        assert _predict_y(server.rest_endpoint, "m", 2.0) == 3.0
         layout.publish(slow_loading, serving_dir, "m")
-        _wait_for_state(server.rest_url, "m", 2, "LOADING")
+        _wait_for_state(server.rest_endpoint, "m", 2, "LOADING")
         # Version 1 keeps serving while version 2 loads ...
-        assert _predict_y(server.rest_url, "m", 2.0) == 3.0
-        assert _model_states(server.rest_url, "m")[2] == "LOADING"
+        assert _predict_y(server.rest_endpoint, "m", 2.0) == 3.0
+        assert _model_states(server.rest_endpoint, "m")[2] == "LOADING"
         # ... and the server dies in the middle of that load.
         server.process.send_signal(signal.SIGKILL)
         server.process.wait(timeout=30)
@@ -127,10 +127,10 @@ def test_server_killed_while_loading_restarts_and_serves_the_newest_good_version
 
     with serve(model_dir, model_name="m") as restarted:
         # Ready means the initial load is over: the newest complete version, loaded afresh.
-        assert _model_states(restarted.rest_url, "m") == {2: "AVAILABLE"}
-        with grpc.insecure_channel(restarted.grpc_target) as channel:
+        assert _model_states(restarted.rest_endpoint, "m") == {2: "AVAILABLE"}
+        with grpc.insecure_channel(restarted.grpc_endpoint) as channel:
             request = predict_request("m", n=np.array([0, 3], np.int32))
             reply = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
         assert reply.model_spec.version.value == 2
         assert tf.make_ndarray(reply.outputs["y"]).tolist() == [0, 3]
-        assert "failed" not in restarted.log().lower()
+        assert "failed" not in restarted.logs().lower()

@@ -58,17 +58,17 @@ def test_running_server_endpoints_accuracy_and_a_version_that_failed_to_load(
     with serve(base, model_name=MODEL) as server:
         # y = 0.5 x + 2: x = 2 gives 3, so label 3 is "correct" when `y` is read as the class.
         report = live_check.check_live_endpoint(
-            base.parent, MODEL, grpc_endpoint=server.grpc_target,
+            base.parent, MODEL, grpc_endpoint=server.grpc_endpoint,
             rest_endpoint=f"127.0.0.1:{server.rest_port}", examples=_examples([2.0, 2.0], label=3),
             class_output="y", min_accuracy=1.0,
         )
         assert report.ok, report.summary()
         assert report.started_server is None
-        assert report.endpoints == (f"grpc://{server.grpc_target}", f"rest://127.0.0.1:{server.rest_port}")
+        assert report.endpoints == (f"grpc://{server.grpc_endpoint}", f"rest://127.0.0.1:{server.rest_port}")
         assert [c.accuracy for c in report.checks] == [1.0, 1.0]
 
         low = live_check.check_live_endpoint(
-            base.parent, MODEL, grpc_endpoint=server.grpc_target, examples=_examples([2.0], label=7),
+            base.parent, MODEL, grpc_endpoint=server.grpc_endpoint, examples=_examples([2.0], label=7),
             class_output="y", min_accuracy=0.5,
         )
         assert not low.ok
@@ -81,13 +81,13 @@ def test_running_server_endpoints_accuracy_and_a_version_that_failed_to_load(
             data.write_bytes(data.read_bytes()[:3])
         layout.publish(broken, base.parent, MODEL)
         failed = live_check.check_live_endpoint(
-            base.parent, MODEL, grpc_endpoint=server.grpc_target, wait_seconds=30,
+            base.parent, MODEL, grpc_endpoint=server.grpc_endpoint, wait_seconds=30,
         )
         assert not failed.ok
         (check,) = failed.checks
         assert check.state == "END"
         assert "version 2 failed to load" in check.reason
-        assert f"grpc {server.grpc_target}: FAILED" in failed.summary()
+        assert f"grpc {server.grpc_endpoint}: FAILED" in failed.summary()
 
 
 def test_reports_missing_versions_and_signatures_without_a_server(tmp_path: Path, half_plus_two_model: Path):

@@ -57,7 +57,7 @@ def test_push_with_labels_is_served_without_restart_and_rolls_back(
 
     args = ["--model_config_file_poll_wait_seconds=1"]
     with serve(config_file=config, args=args) as server:
-        stable = ServingClient(server.rest_url, "rest", MODEL, label="stable")
+        stable = ServingClient(server.rest_endpoint, "rest", MODEL, label="stable")
         _wait_for(stable, 1)
         assert stable.predict({"x": np.array([4.0], np.float32)})["y"].tolist() == [4.0]
 
@@ -69,7 +69,7 @@ def test_push_with_labels_is_served_without_restart_and_rolls_back(
         assert list(entry.model_version_policy.specific.versions) == [1, 2]
 
         # The running server (same process) loads version 2 and the canary label from the config.
-        canary = ServingClient(server.grpc_target, "grpc", MODEL, label="canary")
+        canary = ServingClient(server.grpc_endpoint, "grpc", MODEL, label="canary")
         _wait_for(canary, 2)
         assert canary.predict({"x": np.array([2.0], np.float32)})["y"].tolist() == [3.0]
         assert [s.version for s in stable.status()] == [1]
@@ -79,7 +79,7 @@ def test_push_with_labels_is_served_without_restart_and_rolls_back(
                           "--to", "1", "--label", "canary"]) == 0
         assert "now points at version 1" in capsys.readouterr().out
         _wait_for(canary, 1)
-        assert server.alive()
+        assert server.is_alive()
 
 
 @pytest.mark.e2e
@@ -205,11 +205,11 @@ def test_frozen_graph_is_pushed_and_served_over_rest(
     x = np.array([[1.0, 2.0, 3.0], [-1.0, 0.5, 0.0]], np.float32)
     want = _run_frozen_graph(frozen_graph, x)
     with serve(serving_dir / "legacy", model_name="legacy") as server:
-        response = requests.post(f"{server.rest_url}/v1/models/legacy:predict",
+        response = requests.post(f"{server.rest_endpoint}/v1/models/legacy:predict",
                                  json={"inputs": {"input_x": x.tolist()}}, timeout=30)
         assert response.status_code == 200, response.text
         np.testing.assert_allclose(response.json()["outputs"], want, rtol=1e-6)
-        metadata = requests.get(f"{server.rest_url}/v1/models/legacy/metadata", timeout=30).json()
+        metadata = requests.get(f"{server.rest_endpoint}/v1/models/legacy/metadata", timeout=30).json()
         signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
         assert signature["inputs"]["input_x"]["name"] == "input/x:0"
         assert signature["outputs"]["probs"]["name"] == "probs:0"

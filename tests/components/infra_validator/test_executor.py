@@ -19,6 +19,8 @@ from components.infra_validator import local_serving_spec, read_blessing, summar
 from components.infra_validator.runner import LocalProcessRunner, create_model_server_runner
 from serving import validate
 from serving.client import ServingClient
+from serving.errors import UnservableModel
+from serving.saved_model import read_signature_defs
 
 ROWS = [[1.0, 2.0, 3.0, 4.0], [0.5, 0.5, 0.5, 0.5]]
 
@@ -146,7 +148,7 @@ def _example(**features) -> bytes:
 def test_named_tensor_requests_take_matching_features_else_zeros(good_model_dir: Path):
     import tensorflow as tf
 
-    signatures = validate.read_signature_defs(good_model_dir)
+    signatures = read_signature_defs(good_model_dir)
     plan = validate.build_requests(
         signatures,
         model_name="m",
@@ -174,7 +176,7 @@ def test_auto_plan_skips_ambiguous_string_inputs_and_classify_without_examples(t
 
     module = Two()
     tf.saved_model.save(module, str(tmp_path / "m"), signatures={"bytes": module.raw, "serving_default": module.pixels})
-    signatures = validate.read_signature_defs(tmp_path / "m")
+    signatures = read_signature_defs(tmp_path / "m")
 
     plan = validate.build_requests(signatures, model_name="m", examples=[_example(image=[1, 2, 3, 4])])
 
@@ -188,8 +190,8 @@ def test_auto_plan_skips_ambiguous_string_inputs_and_classify_without_examples(t
 
 
 def test_plan_names_missing_signatures_and_classify_needs_examples(good_model_dir: Path):
-    signatures = validate.read_signature_defs(good_model_dir)
-    with pytest.raises(validate.UnservableModel, match="no signature 'serving_examples'; it has: 'classify', 'serving_default'"):
+    signatures = read_signature_defs(good_model_dir)
+    with pytest.raises(UnservableModel, match="no signature 'serving_examples'; it has: 'classify', 'serving_default'"):
         validate.build_requests(signatures, model_name="m", signature_names=["serving_examples"])
     with pytest.raises(ValueError, match="takes tf.Examples, but no examples were given"):
         validate.build_requests(signatures, model_name="m", signature_names=["classify"])
@@ -218,7 +220,7 @@ def test_auto_plan_falls_back_to_tfx_default_for_a_serialized_example_serving_de
 
     module = Estimatorish()
     tf.saved_model.save(module, str(tmp_path / "m"), signatures={"serving_default": module.serve})
-    signatures = validate.read_signature_defs(tmp_path / "m")
+    signatures = read_signature_defs(tmp_path / "m")
     record = _example(x=[1.0])
 
     plan = validate.build_requests(signatures, model_name="m", examples=[record])

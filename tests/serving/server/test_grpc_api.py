@@ -23,7 +23,7 @@ TIMEOUT = 10.0
 
 @pytest.fixture(scope="module")
 def channel(half_plus_two_server):
-    with grpc.insecure_channel(half_plus_two_server.grpc_target) as channel:
+    with grpc.insecure_channel(half_plus_two_server.grpc_endpoint) as channel:
         yield channel
 
 
@@ -175,7 +175,7 @@ def test_tfx_tensorflow_serving_client_works_unchanged(half_plus_two_server, pre
         TensorFlowServingClient,
     )
 
-    client = TensorFlowServingClient(half_plus_two_server.grpc_target, "half_plus_two")
+    client = TensorFlowServingClient(half_plus_two_server.grpc_endpoint, "half_plus_two")
     client.WaitUntilModelLoaded(time.time() + 30, polling_interval_sec=1)  # GetModelStatus
     classify = classification_pb2.ClassificationRequest()
     classify.model_spec.name = "half_plus_two"
@@ -185,7 +185,7 @@ def test_tfx_tensorflow_serving_client_works_unchanged(half_plus_two_server, pre
     # SendRequests raises on any failed RPC; both go through.
     client.SendRequests([classify, predict])
 
-    missing = TensorFlowServingClient(half_plus_two_server.grpc_target, "not_served")
+    missing = TensorFlowServingClient(half_plus_two_server.grpc_endpoint, "not_served")
     with pytest.raises(error_types.DeadlineExceeded):
         missing.WaitUntilModelLoaded(time.time() + 1.5, polling_interval_sec=1)
 

@@ -17,7 +17,7 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 def _check(server, service: str = ""):
-    with grpc.insecure_channel(server.grpc_target) as channel:
+    with grpc.insecure_channel(server.grpc_endpoint) as channel:
         return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
 
 
@@ -32,7 +32,7 @@ def _wait_for_check(server, status, service: str = "", timeout: float = 30.0):
 def _wait_ready(server, timeout: float = 90.0) -> requests.Response:
     deadline = time.monotonic() + timeout
     while True:
-        response = requests.get(f"{server.rest_url}/readyz", timeout=10)
+        response = requests.get(f"{server.rest_endpoint}/readyz", timeout=10)
         if response.status_code == 200 or time.monotonic() > deadline:
             return response
         time.sleep(0.2)
@@ -44,9 +44,9 @@ def test_not_ready_until_a_version_is_available_then_ready_on_both_protocols(
     base = tmp_path / "models" / "m"
     base.mkdir(parents=True)
     with serve(base, model_name="m", args=["--enable_grpc_healthcheck_service"]) as server:
-        live = requests.get(f"{server.rest_url}/healthz", timeout=10)
+        live = requests.get(f"{server.rest_endpoint}/healthz", timeout=10)
         assert live.status_code == 200 and live.json() == {"status": "alive"}
-        ready = requests.get(f"{server.rest_url}/readyz", timeout=10)
+        ready = requests.get(f"{server.rest_endpoint}/readyz", timeout=10)
         assert ready.status_code == 503
         assert ready.json()["error"] == "not ready: model 'm' has no version yet (none found under its base path)"
         assert _check(server) == NOT_SERVING
@@ -55,7 +55,7 @@ def test_not_ready_until_a_version_is_available_then_ready_on_both_protocols(
         # A version that fails to load: still not ready, and the reason says why.
         layout.publish(broken_model, tmp_path / "models", "m")
         deadline = time.monotonic() + 60
-        while "END" not in (reason := requests.get(f"{server.rest_url}/readyz", timeout=10).json()["error"]):
+        while "END" not in (reason := requests.get(f"{server.rest_endpoint}/readyz", timeout=10).json()["error"]):
             assert time.monotonic() < deadline, reason
             time.sleep(0.2)
         assert reason.startswith("not ready: model 'm' has no AVAILABLE version (version 1 END: ")
@@ -75,5 +75,5 @@ def test_grpc_health_is_off_without_the_flag_and_rest_health_is_always_on(half_p
     with pytest.raises(grpc.RpcError) as raised:
         _check(half_plus_two_server)
     assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert requests.get(f"{half_plus_two_server.rest_url}/readyz", timeout=10).json() == {"status": "ready"}
-    assert requests.head(f"{half_plus_two_server.rest_url}/healthz", timeout=10).status_code == 200
+    assert requests.get(f"{half_plus_two_server.rest_endpoint}/readyz", timeout=10).json() == {"status": "ready"}
+    assert requests.head(f"{half_plus_two_server.rest_endpoint}/healthz", timeout=10).status_code == 200

@@ -60,9 +60,9 @@ def hostile_server(tmp_path_factory, serve, half_plus_two_model: Path, bytes_mod
 
 
 def _still_serving(server) -> None:
-    assert server.alive(), server.log()[-3000:]
+    assert server.is_alive(), server.logs()[-3000:]
     response = requests.post(
-        f"{server.rest_url}/v1/models/half_plus_two:predict", json={"instances": [2.0]}, timeout=30
+        f"{server.rest_endpoint}/v1/models/half_plus_two:predict", json={"instances": [2.0]}, timeout=30
     )
     assert response.status_code == 200 and response.json() == {"predictions": [3.0]}
 
@@ -76,7 +76,7 @@ def _assert_rest_answer(response: requests.Response) -> None:
 
 
 def _post(server, path: str, body: bytes) -> requests.Response:
-    return requests.post(f"{server.rest_url}{path}", data=body, timeout=30,
+    return requests.post(f"{server.rest_endpoint}{path}", data=body, timeout=30,
                          headers={"Content-Type": "application/json"})
 
 
@@ -138,7 +138,7 @@ segments = st.text(alphabet=st.characters(codec="utf-8"), max_size=12)
        suffix=st.sampled_from(["", ":predict", ":classify", "/metadata", ":bogus", "/versions/x"]))
 def test_odd_paths_and_names_get_4xx_json(hostile_server, parts, method, suffix):
     path = "/v1/models/" + "/".join(urllib.parse.quote(p, safe="") for p in parts) + suffix
-    response = requests.request(method, f"{hostile_server.rest_url}{path}", data=b"{}", timeout=30)
+    response = requests.request(method, f"{hostile_server.rest_endpoint}{path}", data=b"{}", timeout=30)
     assert 400 <= response.status_code < 500, (path, response.status_code, response.text[:300])
     assert response.json()["error"]
 
@@ -225,7 +225,7 @@ def tensor_protos(draw) -> tensor_pb2.TensorProto:
 
 @pytest.fixture(scope="module")
 def grpc_channel(hostile_server):
-    with grpc.insecure_channel(hostile_server.grpc_target) as channel:
+    with grpc.insecure_channel(hostile_server.grpc_endpoint) as channel:
         yield channel
 
 
@@ -272,5 +272,5 @@ def test_random_bytes_as_a_grpc_message_leave_the_server_up(hostile_server, grpc
 
 def test_server_survived_the_module(hostile_server):
     _still_serving(hostile_server)
-    log = hostile_server.log()
+    log = hostile_server.logs()
     assert "Traceback" not in log, log[-4000:]

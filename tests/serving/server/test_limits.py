@@ -48,7 +48,7 @@ def test_garbage_predict_bodies_get_400(half_plus_two_server, body):
     status, raw = raw_post(half_plus_two_server, "/v1/models/half_plus_two:predict", body)
     assert 400 <= status < 500, raw[:300]
     assert "error" in json.loads(raw)
-    assert half_plus_two_server.alive()
+    assert half_plus_two_server.is_alive()
 
 
 @pytest.mark.parametrize("api", ["classify", "regress"])
@@ -60,7 +60,7 @@ def test_garbage_predict_bodies_get_400(half_plus_two_server, body):
 def test_garbage_classify_regress_bodies_get_400(half_plus_two_server, api, body):
     status, raw = raw_post(half_plus_two_server, f"/v1/models/half_plus_two:{api}", body)
     assert 400 <= status < 500, raw[:300]
-    assert half_plus_two_server.alive()
+    assert half_plus_two_server.is_alive()
 
 
 def test_broken_http_does_not_hurt_the_server(half_plus_two_server):
@@ -89,7 +89,7 @@ def test_broken_http_does_not_hurt_the_server(half_plus_two_server):
 def test_names_and_labels_cannot_reach_outside_the_base_path(half_plus_two_server, path):
     status, raw = raw_post(half_plus_two_server, path, b'{"instances": [1.0]}')
     assert status in (400, 404), raw
-    assert half_plus_two_server.alive()
+    assert half_plus_two_server.is_alive()
 
 
 def test_body_over_the_limit_gets_413_and_server_lives_on(serve, half_plus_two_dir):
@@ -104,7 +104,7 @@ def test_body_over_the_limit_gets_413_and_server_lives_on(serve, half_plus_two_d
 
 def test_grpc_message_over_the_limit_is_resource_exhausted(serve, half_plus_two_dir, predict_request):
     with serve(half_plus_two_dir, args=["--grpc_max_message_bytes=4096"]) as server:
-        with grpc.insecure_channel(server.grpc_target) as channel:
+        with grpc.insecure_channel(server.grpc_endpoint) as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
             request = predict_request("half_plus_two", x=np.ones(10000, np.float32))
             with pytest.raises(grpc.RpcError) as info:
@@ -116,7 +116,7 @@ def test_grpc_message_over_the_limit_is_resource_exhausted(serve, half_plus_two_
 
 def test_large_grpc_messages_are_allowed_by_default(half_plus_two_server, predict_request):
     options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
-    with grpc.insecure_channel(half_plus_two_server.grpc_target, options=options) as channel:
+    with grpc.insecure_channel(half_plus_two_server.grpc_endpoint, options=options) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         response = stub.Predict(predict_request("half_plus_two", x=np.ones(2_000_000, np.float32)), 60)  # 8 MB
         assert len(response.outputs["y"].float_val) == 2_000_000
@@ -157,4 +157,4 @@ def test_gzip_bomb_is_cut_at_the_body_limit(serve, half_plus_two_dir):
             server, "/v1/models/half_plus_two:predict", bomb, {"Content-Encoding": "gzip"}
         )
         assert status == 413, raw[:200]
-        assert server.alive()
+        assert server.is_alive()

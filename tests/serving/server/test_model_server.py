@@ -86,7 +86,7 @@ def test_server_process_serves_a_keras_model_saved_with_its_optimizer(serve, tmp
     model.save(str(tmp_path / "models" / "keras_model" / "1"), save_format="tf")
     with serve(tmp_path / "models" / "keras_model", model_name="keras_model") as server:
         request = urllib.request.Request(
-            f"{server.rest_url}/v1/models/keras_model:predict",
+            f"{server.rest_endpoint}/v1/models/keras_model:predict",
             data=json.dumps({"instances": x.tolist()}).encode(),
             method="POST",
         )

@@ -67,7 +67,7 @@ def image_server(tmp_path_factory, classifier_model: Path, half_plus_two_model: 
 
 
 def _classify(server, model: str, body: bytes, suffix: str = "", query: str = "") -> requests.Response:
-    return requests.post(f"{server.rest_url}/v1/models/{model}{suffix}:classify_image{query}", data=body, timeout=30)
+    return requests.post(f"{server.rest_endpoint}/v1/models/{model}{suffix}:classify_image{query}", data=body, timeout=30)
 
 
 def test_flag_is_off_by_default_and_the_url_is_then_malformed_as_in_tf_serving():
@@ -106,7 +106,7 @@ def test_image_bytes_signature_answers_top_classes_as_predict_does(image_server)
     assert [e["probability"] for e in top] == sorted((e["probability"] for e in top), reverse=True)
     # The same image through TF Serving's own predict API gives the same probabilities.
     predict = requests.post(
-        f"{image_server.rest_url}/v1/models/classifier:predict",
+        f"{image_server.rest_endpoint}/v1/models/classifier:predict",
         json={"signature_name": "serving_image_bytes",
               "instances": [{"image_bytes": {"b64": base64.b64encode(png).decode()}}]},
         timeout=30,

@@ -136,12 +136,12 @@ def test_tls_secures_rest_and_grpc(tmp_path: Path, pki: Pki, half_plus_two_dir: 
             requests.post(f"http://127.0.0.1:{server.rest_port}/v1/models/half_plus_two:predict", json=BODY, timeout=20)
 
         credentials = grpc.ssl_channel_credentials(root_certificates=pki.ca_cert)
-        with grpc.secure_channel(server.grpc_target, credentials) as channel:
+        with grpc.secure_channel(server.grpc_endpoint, credentials) as channel:
             assert _grpc_predict(channel) == [3.0]
-        with grpc.insecure_channel(server.grpc_target) as channel, pytest.raises(grpc.RpcError) as raised:
+        with grpc.insecure_channel(server.grpc_endpoint) as channel, pytest.raises(grpc.RpcError) as raised:
             _grpc_predict(channel)
         assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert server.alive()
+        assert server.is_alive()
 
 
 def test_mutual_tls_needs_a_client_certificate_on_both(tmp_path: Path, pki: Pki, half_plus_two_dir: Path, serve):
@@ -154,13 +154,13 @@ def test_mutual_tls_needs_a_client_certificate_on_both(tmp_path: Path, pki: Pki,
             requests.post(_https(server), json=BODY, verify=str(pki.ca_file), timeout=20)
 
         mutual = grpc.ssl_channel_credentials(pki.ca_cert, pki.client_key, pki.client_cert)
-        with grpc.secure_channel(server.grpc_target, mutual) as channel:
+        with grpc.secure_channel(server.grpc_endpoint, mutual) as channel:
             assert _grpc_predict(channel) == [3.0]
         server_only = grpc.ssl_channel_credentials(root_certificates=pki.ca_cert)
-        with grpc.secure_channel(server.grpc_target, server_only) as channel, pytest.raises(grpc.RpcError) as raised:
+        with grpc.secure_channel(server.grpc_endpoint, server_only) as channel, pytest.raises(grpc.RpcError) as raised:
             _grpc_predict(channel)
         assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert server.alive()
+        assert server.is_alive()
 
 
 def test_bearer_token_on_both_protocols_health_stays_open(tmp_path: Path, half_plus_two_dir: Path, serve):
@@ -169,18 +169,18 @@ def test_bearer_token_on_both_protocols_health_stays_open(tmp_path: Path, half_p
     url = "/v1/models/half_plus_two:predict"
     with serve(half_plus_two_dir, args=[f"--auth_token_file={token_file}", "--enable_grpc_healthcheck_service"]) as server:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}, {"Authorization": f"Basic {TOKEN}"}):
-            response = requests.post(f"{server.rest_url}{url}", json=BODY, headers=headers, timeout=20)
+            response = requests.post(f"{server.rest_endpoint}{url}", json=BODY, headers=headers, timeout=20)
             assert response.status_code == 401, headers
             assert response.headers["WWW-Authenticate"] == "Bearer"
             assert "bearer token" in response.json()["error"] and TOKEN not in response.text
         for path in ("/v1/models/half_plus_two", "/monitoring/prometheus/metrics"):
-            assert requests.get(f"{server.rest_url}{path}", timeout=20).status_code == 401
-        response = requests.post(f"{server.rest_url}{url}", json=BODY, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=20)
+            assert requests.get(f"{server.rest_endpoint}{path}", timeout=20).status_code == 401
+        response = requests.post(f"{server.rest_endpoint}{url}", json=BODY, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=20)
         assert response.status_code == 200 and response.json() == {"predictions": [3.0]}
-        assert requests.get(f"{server.rest_url}/healthz", timeout=20).status_code == 200
-        assert requests.get(f"{server.rest_url}/readyz", timeout=20).status_code == 200
+        assert requests.get(f"{server.rest_endpoint}/healthz", timeout=20).status_code == 200
+        assert requests.get(f"{server.rest_endpoint}/readyz", timeout=20).status_code == 200
 
-        with grpc.insecure_channel(server.grpc_target) as channel:
+        with grpc.insecure_channel(server.grpc_endpoint) as channel:
             for metadata in ((), (("authorization", "Bearer wrong"),)):
                 with pytest.raises(grpc.RpcError) as raised:
                     _grpc_predict(channel, metadata)
@@ -189,7 +189,7 @@ def test_bearer_token_on_both_protocols_health_stays_open(tmp_path: Path, half_p
             assert _grpc_predict(channel, (("authorization", f"Bearer {TOKEN}"),)) == [3.0]
             health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=20)
             assert health.status == health_pb2.HealthCheckResponse.SERVING
-        assert TOKEN not in server.log()
+        assert TOKEN not in server.logs()
 
 
 @pytest.mark.parametrize(

@@ -29,14 +29,14 @@ def get_json(url: str, body: dict | None = None):
 
 
 def _states(server, name: str) -> dict[str, str]:
-    status, data = get_json(f"{server.rest_url}/v1/models/{name}")
+    status, data = get_json(f"{server.rest_endpoint}/v1/models/{name}")
     assert status == 200, data
     return {entry["version"]: entry["state"] for entry in data["model_version_status"]}
 
 
 def test_new_version_is_hot_loaded_without_restart(serve, half_plus_two_dir, half_plus_three_model):
     with serve(half_plus_two_dir) as server:
-        url = f"{server.rest_url}/v1/models/half_plus_two:predict"
+        url = f"{server.rest_endpoint}/v1/models/half_plus_two:predict"
         assert get_json(url, {"instances": [1.0]}) == (200, {"predictions": [2.5]})
         published = layout.publish(half_plus_three_model, half_plus_two_dir.parent, "half_plus_two")
         appeared = time.monotonic()
@@ -48,7 +48,7 @@ def test_new_version_is_hot_loaded_without_restart(serve, half_plus_two_dir, hal
                 served_after = time.monotonic() - appeared
                 break
             time.sleep(0.05)
-        assert served_after is not None, server.log()[-3000:]
+        assert served_after is not None, server.logs()[-3000:]
         assert published.version == 2
         # Loaded before the old one unloaded: no request failed in between (checked above: every
         # answer was 200), and the old version ends up END.
@@ -65,17 +65,17 @@ def test_failing_version_is_reported_and_old_keeps_serving(serve, half_plus_two_
         deadline = time.monotonic() + 10
         while "2" not in _states(server, "half_plus_two") and time.monotonic() < deadline:
             time.sleep(0.1)
-        status, data = get_json(f"{server.rest_url}/v1/models/half_plus_two")
+        status, data = get_json(f"{server.rest_endpoint}/v1/models/half_plus_two")
         entries = {e["version"]: e for e in data["model_version_status"]}
         assert entries["1"]["state"] == "AVAILABLE"
         assert entries["2"]["state"] == "END"
         assert entries["2"]["status"]["error_code"] != "OK"
         assert entries["2"]["status"]["error_message"]
-        assert get_json(f"{server.rest_url}/v1/models/half_plus_two:predict", {"instances": [2.0]}) == (
+        assert get_json(f"{server.rest_endpoint}/v1/models/half_plus_two:predict", {"instances": [2.0]}) == (
             200,
             {"predictions": [3.0]},
         )
-        assert server.alive()
+        assert server.is_alive()
 
 
 def test_config_file_with_labels_and_two_models(serve, tmp_path, half_plus_two_model, half_plus_three_model):
@@ -103,7 +103,7 @@ model_config_list {{
 """
     )
     with serve(config_file=config) as server:
-        base = server.rest_url
+        base = server.rest_endpoint
         assert get_json(f"{base}/v1/models/a/labels/stable:predict", {"instances": [1]}) == (
             200,
             {"predictions": [2.5]},
@@ -122,7 +122,7 @@ model_config_list {{
         model.name = "b"
         model.base_path = str(tmp_path / "b")
         model.model_platform = "tensorflow"
-        with grpc.insecure_channel(server.grpc_target) as channel:
+        with grpc.insecure_channel(server.grpc_endpoint) as channel:
             response = model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(reload, 30)
         assert response.status.error_code == 0, response
         assert get_json(f"{base}/v1/models/a:predict", {"instances": [1]}) == (
@@ -159,11 +159,11 @@ def test_flags_in_both_spellings_and_no_op_flags(serve, half_plus_two_dir):
         "--enable_batching",
     ]
     with serve(half_plus_two_dir, args=args) as server:
-        assert get_json(f"{server.rest_url}/v1/models/half_plus_two:predict", {"instances": [1]}) == (
+        assert get_json(f"{server.rest_endpoint}/v1/models/half_plus_two:predict", {"instances": [1]}) == (
             200,
             {"predictions": [2.5]},
         )
-        assert "--grpc_max_threads=8 is accepted for compatibility" in server.log()
+        assert "--grpc_max_threads=8 is accepted for compatibility" in server.logs()
 
 
 def test_unknown_flag_is_an_error():
@@ -226,7 +226,7 @@ def test_grpc_tls_from_ssl_config_file(serve, tmp_path, half_plus_two_dir):
             request.model_spec.name = "half_plus_two"
             response = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, 10)
             assert response.model_version_status[0].version == 1
-        with grpc.insecure_channel(server.grpc_target) as channel:
+        with grpc.insecure_channel(server.grpc_endpoint) as channel:
             with pytest.raises(grpc.RpcError):
                 model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, 5)
 
@@ -238,7 +238,7 @@ def test_model_config_file_is_polled_when_asked(serve, tmp_path, half_plus_two_m
     entry = 'config {{ name: "{0}" base_path: "{1}" model_platform: "tensorflow" }}'
     config.write_text(f"model_config_list {{ {entry.format('a', tmp_path / 'a')} }}")
     with serve(config_file=config, args=["--model_config_file_poll_wait_seconds=1"]) as server:
-        url = f"{server.rest_url}/v1/models/b:predict"
+        url = f"{server.rest_endpoint}/v1/models/b:predict"
         assert get_json(url, {"instances": [1]})[0] == 404
         config.write_text(
             f"model_config_list {{ {entry.format('a', tmp_path / 'a')} {entry.format('b', tmp_path / 'b')} }}"
@@ -252,7 +252,7 @@ def test_model_config_file_is_polled_when_asked(serve, tmp_path, half_plus_two_m
 def test_cors_support_flag(serve, half_plus_two_dir):
     with serve(half_plus_two_dir, args=["--rest_api_enable_cors_support"]) as server:
         request = urllib.request.Request(
-            f"{server.rest_url}/v1/models/half_plus_two:predict",
+            f"{server.rest_endpoint}/v1/models/half_plus_two:predict",
             method="OPTIONS",
             headers={"Origin": "http://example.com"},
         )
@@ -260,9 +260,9 @@ def test_cors_support_flag(serve, half_plus_two_dir):
             assert response.status == 200
             assert response.headers["Access-Control-Allow-Origin"] == "*"
             assert response.headers["Access-Control-Allow-Methods"] == "POST, GET"
-        with urllib.request.urlopen(f"{server.rest_url}/v1/models/half_plus_two", timeout=10) as response:
+        with urllib.request.urlopen(f"{server.rest_endpoint}/v1/models/half_plus_two", timeout=10) as response:
             assert response.headers["Access-Control-Allow-Origin"] == "*"
-        missing_origin = urllib.request.Request(f"{server.rest_url}/v1/models/half_plus_two", method="OPTIONS")
+        missing_origin = urllib.request.Request(f"{server.rest_endpoint}/v1/models/half_plus_two", method="OPTIONS")
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(missing_origin, timeout=10)
         assert info.value.code == 400
@@ -271,10 +271,10 @@ def test_cors_support_flag(serve, half_plus_two_dir):
 def test_reload_config_with_a_bad_config_is_a_grpc_error(half_plus_two_server):
     reload = model_management_pb2.ReloadConfigRequest()
     reload.config.model_config_list.config.add(name="../escape", base_path="/tmp")
-    with grpc.insecure_channel(half_plus_two_server.grpc_target) as channel:
+    with grpc.insecure_channel(half_plus_two_server.grpc_endpoint) as channel:
         with pytest.raises(grpc.RpcError) as info:
             model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(reload, 30)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "Illegal model name '../escape'" in info.value.details()
     # the old config is untouched
-    assert get_json(f"{half_plus_two_server.rest_url}/v1/models/half_plus_two:predict", {"instances": [1]})[0] == 200
+    assert get_json(f"{half_plus_two_server.rest_endpoint}/v1/models/half_plus_two:predict", {"instances": [1]})[0] == 200

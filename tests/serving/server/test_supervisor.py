@@ -55,7 +55,7 @@ def test_two_processes_serve_reload_and_stop_on_sigterm(
         workers = server.ready["worker_pids"]
         assert server.ready["pid"] == server.process.pid and len(workers) == 2
         assert server.process.pid not in workers and all(_pid_alive(pid) for pid in workers)
-        url = f"{server.rest_url}/v1/models/half_plus_two:predict"
+        url = f"{server.rest_endpoint}/v1/models/half_plus_two:predict"
 
         # Both processes answer on the one REST port.
         seen = _predict_by_pid(url, set(workers), 2.0)
@@ -63,7 +63,7 @@ def test_two_processes_serve_reload_and_stop_on_sigterm(
         assert all(value == 3.0 for value in seen.values())
 
         # gRPC on the shared port too (one channel reaches one of them).
-        with grpc.insecure_channel(server.grpc_target) as channel:
+        with grpc.insecure_channel(server.grpc_endpoint) as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
             request = predict_pb2.PredictRequest()
             request.model_spec.name = "half_plus_two"
@@ -83,9 +83,9 @@ def test_two_processes_serve_reload_and_stop_on_sigterm(
 
         # One SIGTERM to the supervisor stops all of them, cleanly.
         server.process.send_signal(signal.SIGTERM)
-        assert server.process.wait(timeout=30) == 0, server.log()[-3000:]
+        assert server.process.wait(timeout=30) == 0, server.logs()[-3000:]
         _wait_gone(workers)
-        log = server.log()
+        log = server.logs()
         assert log.count("SERVING grpc=") == 3  # the supervisor's line and the copies' (on stderr)
         assert "stopped (exit statuses [0, 0])" in log
 
@@ -98,7 +98,7 @@ def test_supervisor_stops_everything_when_one_process_dies(tmp_path: Path, half_
         os.kill(workers[0], signal.SIGKILL)
         assert server.process.wait(timeout=30) == 1
         _wait_gone(workers)
-        assert f"server process {workers[0]} exited with -9; stopping the others" in server.log()
+        assert f"server process {workers[0]} exited with -9; stopping the others" in server.logs()
 
 
 def test_port_taken_is_an_error_before_any_process_starts(tmp_path: Path, half_plus_two_model: Path):
@@ -138,14 +138,14 @@ def test_no_flags_serve_from_one_batching_process_per_usable_core(tmp_path: Path
     with serve(base, timeout=180, server_defaults=True) as server:
         workers = server.ready.get("worker_pids", [server.ready["pid"]])
         assert len(workers) == expected, server.ready
-        url = f"{server.rest_url}/v1/models/half_plus_two:predict"
+        url = f"{server.rest_endpoint}/v1/models/half_plus_two:predict"
         if expected > 1:
             seen = _predict_by_pid(url, set(workers), 2.0)
             assert set(seen) == set(workers) and all(value == 3.0 for value in seen.values()), seen
         else:
             assert requests.post(url, json={"instances": [2.0]}, timeout=30).json() == {"predictions": [3.0]}
-        batching = [line for line in server.log().splitlines() if "dynamic batching on" in line]
+        batching = [line for line in server.logs().splitlines() if "dynamic batching on" in line]
         assert len(batching) == expected, batching
         threads = share_per_process(cores, expected)
         assert all("batch_timeout_micros=0" in line and f"num_batch_threads={threads}," in line for line in batching)
-    assert server.process.returncode == 0, server.log()[-3000:]
+    assert server.process.returncode == 0, server.logs()[-3000:]

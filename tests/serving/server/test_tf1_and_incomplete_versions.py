@@ -59,7 +59,7 @@ def test_tf1_saved_model_predicts_in_process(v1_model: Path):
 
 def _grpc_y(server, request) -> np.ndarray:
     """Output `y` of a gRPC Predict."""
-    with grpc.insecure_channel(server.grpc_target) as channel:
+    with grpc.insecure_channel(server.grpc_endpoint) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         return tf.make_ndarray(stub.Predict(request, timeout=30).outputs["y"])
 
@@ -69,12 +69,12 @@ def test_tf1_saved_model_over_rest_and_grpc(tmp_path: Path, v1_model: Path, serv
     shutil.copytree(v1_model, base / "1")
     with serve(base, model_name="v1", args=["--enable_batching"]) as server:
         response = requests.post(
-            f"{server.rest_url}/v1/models/v1:predict", json={"instances": [[1.0], [2.0]]}, timeout=30
+            f"{server.rest_endpoint}/v1/models/v1:predict", json={"instances": [[1.0], [2.0]]}, timeout=30
         )
         assert response.status_code == 200, response.text
         assert response.json() == {"predictions": [[2.5], [3.0]]}
         response = requests.post(
-            f"{server.rest_url}/v1/models/v1:predict", json={"inputs": {"image": [[6.0]]}}, timeout=30
+            f"{server.rest_endpoint}/v1/models/v1:predict", json={"inputs": {"image": [[6.0]]}}, timeout=30
         )
         assert response.status_code == 200, response.text
         assert response.json() == {"outputs": [[5.0]]}
@@ -89,12 +89,12 @@ def test_tf1_model_without_variables_is_served_with_its_empty_variables_dir(tmp_
     assert (version_dir / "variables").is_dir() and not any((version_dir / "variables").iterdir())
     with serve(base, model_name="novars") as server:
         response = requests.post(
-            f"{server.rest_url}/v1/models/novars:predict", json={"instances": [[2.0]]}, timeout=30
+            f"{server.rest_endpoint}/v1/models/novars:predict", json={"instances": [[2.0]]}, timeout=30
         )
         assert response.status_code == 200, response.text
         assert response.json() == {"predictions": [[3.0]]}
         np.testing.assert_allclose(_grpc_y(server, predict_request("novars", image=np.array([[6.0]], np.float32))), [[5.0]])
-        assert "not loading" not in server.log()
+        assert "not loading" not in server.logs()
 
 
 def test_tf1_model_with_variables_half_copied_is_skipped_with_one_log_line(

@@ -197,11 +197,11 @@ def test_batching_server_answers_concurrent_clients(serve, half_plus_two_dir, tm
     monitoring.write_text('prometheus_config { enable: true, path: "/monitoring/prometheus/metrics" }\n')
     args = ["--enable_batching=true", f"--batching_parameters_file={params}", f"--monitoring_config_file={monitoring}"]
     with serve(half_plus_two_dir, args=args) as server:
-        url = f"{server.rest_url}/v1/models/half_plus_two:predict"
+        url = f"{server.rest_endpoint}/v1/models/half_plus_two:predict"
         with ThreadPoolExecutor(16) as pool:
             results = list(pool.map(lambda v: _post(url, {"instances": [float(v)]}), range(64)))
         assert results == [(200, {"predictions": [0.5 * v + 2]}) for v in range(64)]
-        with urllib.request.urlopen(f"{server.rest_url}/monitoring/prometheus/metrics", timeout=10) as response:
+        with urllib.request.urlopen(f"{server.rest_endpoint}/monitoring/prometheus/metrics", timeout=10) as response:
             assert response.headers["Content-Type"].startswith("text/plain")
             text = response.read().decode()
         assert ':tensorflow:serving:request_count{model_name="half_plus_two",status="OK"} 64.0' in text
@@ -211,7 +211,7 @@ def test_batching_server_answers_concurrent_clients(serve, half_plus_two_dir, tm
 
 def test_metrics_are_off_without_monitoring_config(half_plus_two_server):
     with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(f"{half_plus_two_server.rest_url}/monitoring/prometheus/metrics", timeout=10)
+        urllib.request.urlopen(f"{half_plus_two_server.rest_endpoint}/monitoring/prometheus/metrics", timeout=10)
     assert info.value.code == 404
 
 
