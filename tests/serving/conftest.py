@@ -57,6 +57,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
@@ -389,6 +390,27 @@ def start_server(
 @pytest.fixture(scope="session")
 def serve():
     return start_server
+
+
+def _still_running(pids: Sequence[int], timeout: float = 0.0) -> list[int]:
+    """The pids still running after waiting up to `timeout` seconds for them all to exit."""
+    deadline = time.monotonic() + timeout
+    while True:
+        running = []
+        for pid in pids:
+            try:
+                os.kill(pid, 0)
+                running.append(pid)
+            except ProcessLookupError:
+                pass
+        if not running or time.monotonic() >= deadline:
+            return running
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def still_running():
+    return _still_running
 
 
 @pytest.fixture(scope="module")

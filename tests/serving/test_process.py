@@ -72,19 +72,7 @@ def test_free_ports_are_bindable():
         sock.bind(("127.0.0.1", port))
 
 
-def _gone(pid: int, deadline: float) -> bool:
-    import os
-
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def test_a_server_dies_with_the_process_that_spawned_it(tmp_path, half_plus_two_dir):
+def test_a_server_dies_with_the_process_that_spawned_it(tmp_path, half_plus_two_dir, still_running):
     """SIGKILL to the spawner (no chance to stop anything) still stops the server and its copies."""
     ready = tmp_path / "ready.json"
     command = [*process.embedded_command(), "--model_name=half_plus_two", f"--model_base_path={half_plus_two_dir}",
@@ -102,8 +90,7 @@ def test_a_server_dies_with_the_process_that_spawned_it(tmp_path, half_plus_two_
     finally:
         spawner.kill()
         spawner.wait()
-    deadline = time.monotonic() + 60
-    assert [pid for pid in pids if not _gone(pid, deadline)] == []
+    assert still_running(pids, 60) == []
 
 
 # A process with busy gRPC channels that spawns children as the tests and the pipeline do; prints

@@ -19,21 +19,6 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 pytestmark = pytest.mark.e2e
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _wait_gone(pids: list[int], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while any(_pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not [pid for pid in pids if _pid_alive(pid)], "server processes still running"
-
-
 def _predict_by_pid(url: str, want_pids: set[int], x: float, timeout: float = 30.0) -> dict[int, float]:
     """Predictions on fresh connections until every pid in `want_pids` has answered."""
     seen: dict[int, float] = {}
@@ -47,14 +32,14 @@ def _predict_by_pid(url: str, want_pids: set[int], x: float, timeout: float = 30
 
 
 def test_two_processes_serve_reload_and_stop_on_sigterm(
-    tmp_path: Path, half_plus_two_model: Path, half_plus_three_model: Path, serve
+    tmp_path: Path, half_plus_two_model: Path, half_plus_three_model: Path, serve, still_running
 ):
     base = tmp_path / "half_plus_two"
     shutil.copytree(half_plus_two_model, base / "1")
     with serve(base, args=["--num_server_processes=2", "--enable_batching"]) as server:
         workers = server.ready["worker_pids"]
         assert server.ready["pid"] == server.process.pid and len(workers) == 2
-        assert server.process.pid not in workers and all(_pid_alive(pid) for pid in workers)
+        assert server.process.pid not in workers and still_running(workers) == workers
         url = f"{server.rest_endpoint}/v1/models/half_plus_two:predict"
 
         # Both processes answer on the one REST port.
@@ -84,20 +69,20 @@ def test_two_processes_serve_reload_and_stop_on_sigterm(
         # One SIGTERM to the supervisor stops all of them, cleanly.
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=30) == 0, server.logs()[-3000:]
-        _wait_gone(workers)
+        assert not still_running(workers, 30), "server processes still running"
         log = server.logs()
         assert log.count("SERVING grpc=") == 3  # the supervisor's line and the copies' (on stderr)
         assert "stopped (exit statuses [0, 0])" in log
 
 
-def test_supervisor_stops_everything_when_one_process_dies(tmp_path: Path, half_plus_two_model: Path, serve):
+def test_supervisor_stops_everything_when_one_process_dies(tmp_path: Path, half_plus_two_model: Path, serve, still_running):
     base = tmp_path / "half_plus_two"
     shutil.copytree(half_plus_two_model, base / "1")
     with serve(base, args=["--num_server_processes=2"]) as server:
         workers = server.ready["worker_pids"]
         os.kill(workers[0], signal.SIGKILL)
         assert server.process.wait(timeout=30) == 1
-        _wait_gone(workers)
+        assert not still_running(workers, 30), "server processes still running"
         assert f"server process {workers[0]} exited with -9; stopping the others" in server.logs()
 
 
