@@ -104,15 +104,15 @@ def matmul_gflops(seconds: float = 3.0, size: int = 1024) -> float:
     return count * 2 * size**3 / (time.monotonic() - begin) / 1e9
 
 
-def write_examples(tarball: Path, out: Path) -> tuple[dict[str, int], float, float]:
+def write_examples(tarball: Path, out: Path) -> str:
+    """Writes the examples once (class_names.txt is written last); says what it did."""
     from components.example_gen import executor, logic
 
     if (out / "class_names.txt").is_file():
-        counts = {split: -1 for split in logic.SPLITS}
-        return counts, 0.0, 0.0
+        return f"examples: reusing {out}"
     holder: dict[str, dict[str, int]] = {}
     wall, cpu = measure(lambda: holder.update(counts=executor.write_dataset(logic.load_cifar10(tarball), str(out))))
-    return holder["counts"], wall, cpu
+    return f"examples: {holder['counts']} written by ImageExampleGen's core in {wall:.1f} s wall, {cpu:.1f} CPU s"
 
 
 def profile(examples: Path, filters_list: Sequence[tuple[int, ...]], epochs: int, batch_size: int, work: Path) -> list[Part]:
@@ -187,9 +187,7 @@ def main() -> int:
 
     tarball = synthetic_cifar10(Path(args.data_dir), args.scale)
     examples = tarball.parent / "examples"
-    counts, wall, cpu = write_examples(tarball, examples)
-    if wall:
-        print(f"examples: {counts} written by ImageExampleGen's core in {wall:.1f} s wall, {cpu:.1f} CPU s")
+    print(write_examples(tarball, examples))
     peak = matmul_gflops()
     print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; float32 matmul 1024^2: {peak:.1f} GFLOP/s (all cores)")
     with tempfile.TemporaryDirectory(prefix="profile-trainer-") as work:
