@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 LIVE_CHECK_WAIT_SECONDS = 60.0
 _RTOL = 1e-4
 _ATOL = 1e-5
-# Outputs that hold class scores, by the names models give them.
+
+
 @dataclass(frozen=True)
 class EndpointCheck:
     """The check against one endpoint over one protocol."""
@@ -143,7 +144,9 @@ def predicted_classes(outputs: Mapping[str, np.ndarray], class_output: str | Non
     if class_output and class_output in outputs:
         return np.asarray(outputs[class_output]).reshape(-1).astype(np.int64)
     name = score_output(outputs)
-    scores = np.asarray(outputs[name]) if name else np.zeros(0)
+    if name is None:
+        return None
+    scores = np.asarray(outputs[name])
     if scores.ndim == 2 and scores.shape[0] == rows and scores.shape[1] >= 2 and scores.dtype.kind == "f":
         return scores.argmax(axis=1).astype(np.int64)
     return None
