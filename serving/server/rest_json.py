@@ -506,8 +506,13 @@ def _tensor_texts(name: str, array: np.ndarray, keep: int) -> list[str]:
     return _nest(_leaf_texts(array, name.endswith("_bytes") and array.dtype.kind in "OSU"), array.shape, keep)
 
 
-def _json_key(name: str) -> str:
-    return orjson.dumps(name).decode()
+def _outputs_texts(outputs: Mapping[str, np.ndarray], names: list[str], keep: int) -> list[str]:
+    """`_tensor_texts` of the one output, or of all as `{"name": ..., ...}` objects, index by index."""
+    if len(names) == 1:
+        return _tensor_texts(names[0], outputs[names[0]], keep)
+    keys = [orjson.dumps(n).decode() + ": " for n in names]
+    columns = zip(*(_tensor_texts(n, outputs[n], keep) for n in names))
+    return ["{" + ", ".join(map(str.__add__, keys, texts)) + "}" for texts in columns]
 
 
 def predict_response_json(outputs: Mapping[str, np.ndarray], fmt: RequestFormat) -> bytes:
@@ -516,13 +521,7 @@ def predict_response_json(outputs: Mapping[str, np.ndarray], fmt: RequestFormat)
         raise invalid("Cannot convert empty tensor map to JSON")
     names = sorted(outputs)
     if fmt is RequestFormat.COLUMNAR:
-        if len(names) == 1:
-            body = _tensor_texts(names[0], outputs[names[0]], 0)[0]
-        else:
-            body = "{" + ", ".join(
-                f"{_json_key(n)}: {_tensor_texts(n, outputs[n], 0)[0]}" for n in names
-            ) + "}"
-        return ('{"outputs": ' + body + "}").encode()
+        return ('{"outputs": ' + _outputs_texts(outputs, names, 0)[0] + "}").encode()
     batch = -1
     for name in names:
         array = outputs[name]
@@ -534,13 +533,7 @@ def predict_response_json(outputs: Mapping[str, np.ndarray], fmt: RequestFormat)
                 f"{batch}"
             )
         batch = array.shape[0]
-    if len(names) == 1:
-        rows = _tensor_texts(names[0], outputs[names[0]], 1)
-    else:
-        keys = [_json_key(n) + ": " for n in names]
-        columns = zip(*(_tensor_texts(n, outputs[n], 1) for n in names))
-        rows = ["{" + ", ".join(map(str.__add__, keys, row)) + "}" for row in columns]
-    return ('{"predictions": [' + ", ".join(rows) + "]}").encode()
+    return ('{"predictions": [' + ", ".join(_outputs_texts(outputs, names, 1)) + "]}").encode()
 
 
 def classify_response_json(classifications: Sequence[Sequence[tuple[str, float]]]) -> bytes:
