@@ -26,6 +26,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
@@ -96,15 +97,20 @@ class _Task:
         self.enqueued = time.monotonic()
 
 
+def _settle(future: Any, value: Any, ok: bool) -> None:
+    """Hands a future its result (ok) or exception."""
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
 def _resolve(pairs: list[tuple[Any, Any, bool]]) -> None:
-    """On a loop: hands each asyncio future its result (ok) or exception, unless it is done
-    already (its request timed out or was cancelled)."""
+    """On a loop: settles each asyncio future unless it is done already (its request timed out
+    or was cancelled)."""
     for future, value, ok in pairs:
         if not future.done():
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+            _settle(future, value, ok)
 
 
 class _Queue:
@@ -278,12 +284,8 @@ class DynamicBatcher:
             return [self._run_one(q, task) for task in batch]
         except BaseException as error:  # noqa: BLE001 - delivered to every waiting request
             return [(error, False)] * len(batch)
-        results = []
-        start = 0
-        for task in batch:
-            results.append(({k: v[start : start + task.size] for k, v in outputs.items()}, True))
-            start += task.size
-        return results
+        ends = accumulate(task.size for task in batch)
+        return [({k: v[end - task.size : end] for k, v in outputs.items()}, True) for task, end in zip(batch, ends)]
 
     @staticmethod
     def _run_one(q: _Queue, task: _Task) -> tuple[Any, bool]:
@@ -293,11 +295,7 @@ class DynamicBatcher:
             return error, False
 
     def _run_merged(self, q: _Queue, batch: list[_Task], rows: int) -> dict[str, np.ndarray]:
-        padded = rows
-        for size in self.options.allowed_batch_sizes:
-            if size >= rows:
-                padded = size
-                break
+        padded = next((size for size in self.options.allowed_batch_sizes if size >= rows), rows)
         merged = {}
         for name in batch[0].inputs:
             parts = [task.inputs[name] for task in batch]
@@ -321,10 +319,7 @@ class DynamicBatcher:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any, bool]]] = {}
         for task, (value, ok) in zip(batch, results):
             if task.loop is None:
-                if ok:
-                    task.future.set_result(value)
-                else:
-                    task.future.set_exception(value)
+                _settle(task.future, value, ok)
             else:
                 by_loop.setdefault(task.loop, []).append((task.future, value, ok))
         for loop, pairs in by_loop.items():
@@ -336,12 +331,5 @@ class DynamicBatcher:
 
 def _batch_size(inputs: Mapping[str, np.ndarray]) -> int | None:
     """The shared first dimension of all inputs, or None when they cannot be batched."""
-    size = None
-    for array in inputs.values():
-        if array.ndim == 0:
-            return None
-        if size is None:
-            size = array.shape[0]
-        elif array.shape[0] != size:
-            return None
-    return size
+    sizes = {array.shape[0] if array.ndim else None for array in inputs.values()}
+    return sizes.pop() if len(sizes) == 1 else None

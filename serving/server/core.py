@@ -104,6 +104,23 @@ def _spec_version(spec: model_pb2.ModelSpec) -> tuple[int | None, str | None]:
     return None, None
 
 
+def _check_batch(array: np.ndarray, batch: int) -> None:
+    if array.shape[0] != batch:
+        raise invalid(f"Input batch size did not match output batch size: {batch} vs. {array.shape[0]}")
+
+
+def _per_example(array: np.ndarray | None, batch: int) -> np.ndarray | None:
+    """A classify output (`classes` or `scores`) as [batch_size, num_classes]; [batch_size] is one class."""
+    if array is None:
+        return None
+    if array.ndim == 1:
+        array = array.reshape(-1, 1)
+    if array.ndim != 2:
+        raise invalid(f"Expected Tensor shape: [batch_size num_classes] but got {list(array.shape)}")
+    _check_batch(array, batch)
+    return array
+
+
 def serialized_examples(model_input: input_pb2.Input) -> np.ndarray:
     """Input -> 1-D array of serialized tf.Examples; context is merged by concatenating the
     serialized protos (proto merge semantics: the example's own features win), as TF Serving does."""
@@ -117,9 +134,7 @@ def serialized_examples(model_input: input_pb2.Input) -> np.ndarray:
         records = []
     if not records:
         raise invalid("Input is empty.")
-    array = np.empty(len(records), dtype=object)
-    array[:] = records
-    return array
+    return np.array(records, dtype=object)
 
 
 class ServingCore:
@@ -189,25 +204,8 @@ class ServingCore:
                 'or "scores"'
             )
         batch, outputs = self._run_examples(servable, signature, model_input)
-        classes = outputs.get("classes")
-        scores = outputs.get("scores")
-        for name, array in (("classes", classes), ("scores", scores)):
-            if array is None:
-                continue
-            if array.ndim == 1:
-                array = array.reshape(-1, 1)
-            if array.ndim != 2:
-                raise invalid(
-                    f"Expected Tensor shape: [batch_size num_classes] but got {list(array.shape)}"
-                )
-            if array.shape[0] != batch:
-                raise invalid(
-                    f"Input batch size did not match output batch size: {batch} vs. {array.shape[0]}"
-                )
-            if name == "classes":
-                classes = array
-            else:
-                scores = array
+        classes = _per_example(outputs.get("classes"), batch)
+        scores = _per_example(outputs.get("scores"), batch)
         if classes is not None and scores is not None and classes.shape != scores.shape:
             raise invalid(
                 f"Tensors class and score should match in shape: {list(classes.shape)} vs. "
@@ -241,10 +239,7 @@ class ServingCore:
                 "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got "
                 f"{list(values.shape)}"
             )
-        if values.shape[0] != batch:
-            raise invalid(
-                f"Input batch size did not match output batch size: {batch} vs. {values.shape[0]}"
-            )
+        _check_batch(values, batch)
         result = regression_pb2.RegressionResult()
         for value in values.astype(np.float32).tolist():
             result.regressions.add(value=value)
@@ -255,16 +250,12 @@ class ServingCore:
     ) -> classification_pb2.ClassificationResponse:
         servable = self.servable_for(request.model_spec)
         name, result = self.classify_on(servable, request.model_spec.signature_name, request.input)
-        return classification_pb2.ClassificationResponse(
-            model_spec=response_spec(servable, name), result=result
-        )
+        return classification_pb2.ClassificationResponse(model_spec=response_spec(servable, name), result=result)
 
     def regress(self, request: regression_pb2.RegressionRequest) -> regression_pb2.RegressionResponse:
         servable = self.servable_for(request.model_spec)
         name, result = self.regress_on(servable, request.model_spec.signature_name, request.input)
-        return regression_pb2.RegressionResponse(
-            model_spec=response_spec(servable, name), result=result
-        )
+        return regression_pb2.RegressionResponse(model_spec=response_spec(servable, name), result=result)
 
     # ---- MultiInference --------------------------------------------------------------------
 
@@ -273,9 +264,7 @@ class ServingCore:
     ) -> inference_pb2.MultiInferenceResponse:
         if not request.tasks:
             raise invalid("Tasks is empty.")
-        first = request.tasks[0].model_spec
-        servable = self.servable_for(first)
-        return self.multi_inference_on(servable, request)
+        return self.multi_inference_on(self.servable_for(request.tasks[0].model_spec), request)
 
     def multi_inference_on(
         self, servable: Servable, request: inference_pb2.MultiInferenceRequest
@@ -376,5 +365,3 @@ class ServingCore:
         logger.info("warmed up %s version %d with %d records", servable.name, servable.version, count)
         return count
 
-
-__all__ = ["Batcher", "RunBlocking", "ServingCore", "serialized_examples", "WARMUP_FILE"]

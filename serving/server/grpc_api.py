@@ -10,6 +10,8 @@ batcher's or a worker pool's threads, which release the GIL inside TensorFlow).
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import logging
 import time
 from concurrent.futures import Executor
@@ -32,25 +34,23 @@ logger = logging.getLogger(__name__)
 _GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
-def grpc_code(code: Code) -> grpc.StatusCode:
-    return _GRPC_CODES.get(int(code), grpc.StatusCode.UNKNOWN)
-
-
 async def _call(
-    run: Callable[[], Awaitable[Any]],
+    run: Callable[[], Any],
     api: str,
     context: grpc.aio.ServicerContext,
     observe: Observer | None,
     model_name: str,
 ) -> Any:
-    """Runs one RPC; a ServingError becomes TF Serving's status code and message."""
+    """Runs one RPC; a ServingError becomes TF Serving's status code and message. `run` returns
+    an awaitable (work off the event loop) or, for calls that touch no model, the response."""
     started = time.perf_counter()
     code = Code.OK
     try:
-        return await run()
+        response = run()
+        return await response if inspect.isawaitable(response) else response
     except ServingError as error:
         code = error.code
-        await context.abort(grpc_code(error.code), error.message)
+        await context.abort(_GRPC_CODES.get(int(error.code), grpc.StatusCode.UNKNOWN), error.message)
     except Exception as error:  # noqa: BLE001 - report, never crash the server
         logger.exception("unexpected error in %s", api)
         code = Code.INTERNAL
@@ -58,6 +58,10 @@ async def _call(
     finally:
         if observe is not None and model_name:
             observe(model_name, api, code, time.perf_counter() - started)
+
+
+def _in_thread(executor: Executor, method: Callable[[Any], Any], request: Any) -> Callable[[], Awaitable[Any]]:
+    return lambda: asyncio.get_running_loop().run_in_executor(executor, method, request)
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -71,37 +75,29 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._observe = observe
         self._run_blocking = make_run_blocking(executor, None)
 
-    def _in_thread(self, method: Callable[[Any], Any], request: Any) -> Callable[[], Awaitable[Any]]:
-        return lambda: asyncio.get_running_loop().run_in_executor(self._executor, method, request)
-
     async def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         call = grpc_converters.predict_call(request, self._core.servable_for(request.model_spec))
         outputs = await self._core.predict_async(call, self._run_blocking)
         return grpc_converters.predict_response(call, outputs)
 
     async def Classify(self, request, context):  # noqa: N802 - gRPC method names
-        return await _call(
-            self._in_thread(self._core.classify, request), "classify", context, self._observe, request.model_spec.name
-        )
+        run = _in_thread(self._executor, self._core.classify, request)
+        return await _call(run, "classify", context, self._observe, request.model_spec.name)
 
     async def Regress(self, request, context):  # noqa: N802
-        return await _call(
-            self._in_thread(self._core.regress, request), "regress", context, self._observe, request.model_spec.name
-        )
+        run = _in_thread(self._executor, self._core.regress, request)
+        return await _call(run, "regress", context, self._observe, request.model_spec.name)
 
     async def Predict(self, request, context):  # noqa: N802
         return await _call(lambda: self._predict(request), "predict", context, self._observe, request.model_spec.name)
 
     async def MultiInference(self, request, context):  # noqa: N802
         name = request.tasks[0].model_spec.name if request.tasks else ""
-        return await _call(
-            self._in_thread(self._core.multi_inference, request), "multi_inference", context, self._observe, name
-        )
+        run = _in_thread(self._executor, self._core.multi_inference, request)
+        return await _call(run, "multi_inference", context, self._observe, name)
 
     async def GetModelMetadata(self, request, context):  # noqa: N802
-        async def run() -> Any:
-            return self._core.get_model_metadata(request)
-
+        run = functools.partial(self._core.get_model_metadata, request)
         return await _call(run, "metadata", context, self._observe, request.model_spec.name)
 
 
@@ -111,16 +107,11 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         self._executor = executor
 
     async def GetModelStatus(self, request, context):  # noqa: N802
-        async def run() -> Any:
-            return self._core.get_model_status(request)
-
-        return await _call(run, "status", context, None, "")
+        return await _call(functools.partial(self._core.get_model_status, request), "status", context, None, "")
 
     async def HandleReloadConfigRequest(self, request, context):  # noqa: N802
         # Loads models: a worker thread, so other requests go on meanwhile.
-        run = lambda: asyncio.get_running_loop().run_in_executor(  # noqa: E731
-            self._executor, self._core.reload_config, request
-        )
+        run = _in_thread(self._executor, self._core.reload_config, request)
         return await _call(run, "reload_config", context, None, "")
 
 
@@ -141,13 +132,11 @@ class GrpcOptions:
     auth_token: str = field(default="", repr=False)
 
 
+@dataclass(frozen=True)
 class _Undecodable:
     """Stands for request bytes that did not parse, so the call can answer INVALID_ARGUMENT."""
 
-    __slots__ = ("message",)
-
-    def __init__(self, message: str) -> None:
-        self.message = message
+    message: str
 
 
 class _UndecodableRequestsAreInvalid(grpc.aio.ServerInterceptor):

@@ -10,7 +10,7 @@ import math
 from typing import Mapping
 
 import numpy as np
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import model_pb2, predict_pb2
 
 from serving.errors import Code, ServingError, invalid
@@ -78,9 +78,7 @@ def tensor_proto_to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
             f"the limit is {MAX_TENSOR_BYTES} (the largest gRPC message)"
         )
     if proto.dtype == types_pb2.DT_STRING:
-        values = list(proto.string_val)
-        array = np.empty(len(values), dtype=object)
-        array[:] = values
+        array = np.array(list(proto.string_val), dtype=object)
     elif proto.tensor_content:
         if len(proto.tensor_content) != count * dtype.itemsize:
             raise invalid(
@@ -96,23 +94,14 @@ def tensor_proto_to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
         return array.reshape(shape)
     if array.size == 1 and count > 1:
         return np.full(shape, array[0], dtype=dtype)
-    if array.size == 0 and count == 0:
-        return array.reshape(shape)
-    if array.size == 0:
-        return np.zeros(shape, dtype=dtype) if proto.dtype != types_pb2.DT_STRING else np.full(
-            shape, b"", dtype=object
-        )
+    if array.size == 0:  # no values at all: zeros (empty strings) over the shape
+        return np.full(shape, b"" if proto.dtype == types_pb2.DT_STRING else 0, dtype=dtype)
     raise invalid(f"Tensor has {array.size} values but shape {shape} needs {count}")
 
 def ndarray_to_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
     """Fills the typed repeated field (TF Serving's default AsProtoField), so clients that read
     `outputs[...].float_val` directly keep working."""
-    proto = tensor_pb2.TensorProto()
-    proto.tensor_shape.CopyFrom(
-        tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in array.shape]
-        )
-    )
+    proto = tensor_pb2.TensorProto(tensor_shape={"dim": [{"size": int(d)} for d in array.shape]})
     kind = array.dtype.kind
     if kind in "OSU":
         proto.dtype = types_pb2.DT_STRING

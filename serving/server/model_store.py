@@ -235,17 +235,14 @@ class ModelStore:
             for name, model in self._models.items():
                 labels = dict(model.config.version_labels)
                 for label, version in labels.items():
-                    available = version in model.servables
-                    if available:
-                        continue
-                    is_new = model.labels.get(label) != version
-                    if self._allow_unavailable_labels and is_new:
-                        continue
-                    raise ServingError(
-                        Code.FAILED_PRECONDITION,
-                        f"Request to assign label to version {version} of model {name}, which is "
-                        "not currently available for inference",
-                    )
+                    # With allow_labels_for_unavailable, a new label may name a version still to come.
+                    allowed = self._allow_unavailable_labels and model.labels.get(label) != version
+                    if version not in model.servables and not allowed:
+                        raise ServingError(
+                            Code.FAILED_PRECONDITION,
+                            f"Request to assign label to version {version} of model {name}, which is "
+                            "not currently available for inference",
+                        )
                 new_labels[name] = labels
             for name, labels in new_labels.items():
                 self._models[name].labels = labels
@@ -286,7 +283,6 @@ class ModelStore:
             stale = [v for v in model.servables if v not in aspired]
             if stale and aspired_available:
                 for version in stale:
-                    model.status[version] = VersionStatus(version, "UNLOADING")
                     del model.servables[version]
                     model.status[version] = VersionStatus(version, "END")
                     logger.info("unloaded %s version %d", name, version)
@@ -296,7 +292,6 @@ class ModelStore:
 
     def _load(self, name: str, model: _Model, version: int, path: str) -> None:
         with self._lock:
-            model.status[version] = VersionStatus(version, "START")
             model.status[version] = VersionStatus(version, "LOADING")
         logger.info("loading %s version %d from %s", name, version, path)
         try:

@@ -32,7 +32,6 @@ from serving.server.servable import PredictCall, Servable, Signature
 API = "classify_image"
 DEFAULT_TOP_K = 5
 BYTES_INPUT = "image_bytes"
-# Output keys holding per-class probabilities, in order of preference.
 
 
 def top_k_from_query(query: str) -> int:
@@ -99,9 +98,7 @@ def classify_image(core: ServingCore, servable: Servable, body: bytes, top_k: in
         )
     signature = _bytes_signature(servable)
     if signature is not None:
-        array = np.empty(1, dtype=object)
-        array[0] = body
-        inputs = {BYTES_INPUT: array}
+        inputs = {BYTES_INPUT: np.array([body], dtype=object)}
     else:
         found = _pixel_signature(servable)
         if found is None:

@@ -37,19 +37,11 @@ from serving.errors import Code, ServingError, invalid
 logger = logging.getLogger(__name__)
 
 # model_servers/http_rest_api_util.cc (kPredictionApiGegex, kModelStatusApiRegex); matched whole.
-_POST_RE = re.compile(
-    r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
-    re.IGNORECASE,
-)
-_GET_RE = re.compile(
-    r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
-    re.IGNORECASE,
-)
+_VERSION = r"(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
+_POST_RE = re.compile(r"/v1/models/([^/:]+)" + _VERSION + ":(classify|regress|predict)", re.IGNORECASE)
+_GET_RE = re.compile(r"/v1/models(?:/([^/:]+))?" + _VERSION + "(?:/(metadata))?", re.IGNORECASE)
 # The opt-in extension (serving/server/raw_images.py): a verb TF Serving's grammar does not have.
-_IMAGE_RE = re.compile(
-    r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(" + raw_images.API + ")",
-    re.IGNORECASE,
-)
+_IMAGE_RE = re.compile(r"/v1/models/([^/:]+)" + _VERSION + ":(" + raw_images.API + ")", re.IGNORECASE)
 _API_RE = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
 _INT64_MAX = 2**63 - 1
 JSON_HEADERS = {"Content-Type": "application/json"}

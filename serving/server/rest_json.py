@@ -30,20 +30,6 @@ from tensorflow.core.framework import types_pb2
 from serving.errors import ServingError, invalid
 from serving.saved_model import InputSpec, dtype_name, numpy_dtype
 
-__all__ = [
-    "RequestFormat",
-    "parse_json_body",
-    "predict_inputs_from_json",
-    "predict_response_json",
-    "examples_from_json",
-    "classify_response_json",
-    "regress_response_json",
-    "error_json",
-    "format_float",
-    "InputSpec",
-    "json_to_array",
-    "signature_name_from_json",
-]
 
 class RequestFormat(enum.Enum):
     ROW = "row"
@@ -96,7 +82,8 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
 def _tolerant_parse(body: bytes) -> Any:
     # Also covers integers beyond 64 bits, which orjson refuses and the tensor check reports.
     try:
-        return json.loads(body, parse_constant=_parse_constant, parse_float=_parse_float)
+        # parse_constant gets NaN, Infinity and -Infinity: exactly rapidjson's extra tokens.
+        return json.loads(body, parse_constant=float, parse_float=_parse_float)
     except RecursionError:
         raise invalid("JSON Parse error: nesting too deep") from None
     except (ValueError, UnicodeDecodeError) as error:
@@ -110,11 +97,6 @@ def _parse_float(token: str) -> float:
     return value
 
 
-def _parse_constant(token: str) -> float:
-    # json.loads passes NaN, Infinity and -Infinity here: exactly rapidjson's extra tokens.
-    return float(token)
-
-
 def _short_json(value: Any, limit: int = 120) -> str:
     """A JSON rendering of `value` for error messages, truncated so payloads are not echoed."""
     try:
@@ -124,20 +106,14 @@ def _short_json(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# rapidjson's type names for the values a JSON parser returns (booleans apart: see _json_type).
+_JSON_TYPES = {type(None): "Null", dict: "Object", list: "Array", str: "String"}
+
+
 def _json_type(value: Any) -> str:
-    if value is None:
-        return "Null"
-    if value is True:
-        return "True"
-    if value is False:
-        return "False"
-    if isinstance(value, dict):
-        return "Object"
-    if isinstance(value, list):
-        return "Array"
-    if isinstance(value, str):
-        return "String"
-    return "Number"
+    if isinstance(value, bool):
+        return str(value)  # rapidjson's True and False are types of their own
+    return _JSON_TYPES.get(type(value), "Number")
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,9 +308,7 @@ def _json_to_string_array(value: Any) -> np.ndarray:
     shape = _dense_shape(value)
     flat: list[bytes] = []
     _walk(value, shape, lambda leaf: flat.append(_string_leaf(leaf)))
-    array = np.empty(len(flat), dtype=object)
-    array[:] = flat
-    return array.reshape(shape)
+    return np.array(flat, dtype=object).reshape(shape)
 
 
 def predict_inputs_from_json(
@@ -532,8 +506,13 @@ def _tensor_texts(name: str, array: np.ndarray, keep: int) -> list[str]:
     return _nest(_leaf_texts(array, name.endswith("_bytes") and array.dtype.kind in "OSU"), array.shape, keep)
 
 
-def _json_key(name: str) -> str:
-    return orjson.dumps(name).decode()
+def _outputs_texts(outputs: Mapping[str, np.ndarray], names: list[str], keep: int) -> list[str]:
+    """`_tensor_texts` of the one output, or of all as `{"name": ..., ...}` objects, index by index."""
+    if len(names) == 1:
+        return _tensor_texts(names[0], outputs[names[0]], keep)
+    keys = [orjson.dumps(n).decode() + ": " for n in names]
+    columns = zip(*(_tensor_texts(n, outputs[n], keep) for n in names))
+    return ["{" + ", ".join(map(str.__add__, keys, texts)) + "}" for texts in columns]
 
 
 def predict_response_json(outputs: Mapping[str, np.ndarray], fmt: RequestFormat) -> bytes:
@@ -542,13 +521,7 @@ def predict_response_json(outputs: Mapping[str, np.ndarray], fmt: RequestFormat)
         raise invalid("Cannot convert empty tensor map to JSON")
     names = sorted(outputs)
     if fmt is RequestFormat.COLUMNAR:
-        if len(names) == 1:
-            body = _tensor_texts(names[0], outputs[names[0]], 0)[0]
-        else:
-            body = "{" + ", ".join(
-                f"{_json_key(n)}: {_tensor_texts(n, outputs[n], 0)[0]}" for n in names
-            ) + "}"
-        return ('{"outputs": ' + body + "}").encode()
+        return ('{"outputs": ' + _outputs_texts(outputs, names, 0)[0] + "}").encode()
     batch = -1
     for name in names:
         array = outputs[name]
@@ -560,13 +533,7 @@ def predict_response_json(outputs: Mapping[str, np.ndarray], fmt: RequestFormat)
                 f"{batch}"
             )
         batch = array.shape[0]
-    if len(names) == 1:
-        rows = _tensor_texts(names[0], outputs[names[0]], 1)
-    else:
-        keys = [_json_key(n) + ": " for n in names]
-        columns = zip(*(_tensor_texts(n, outputs[n], 1) for n in names))
-        rows = ["{" + ", ".join(map(str.__add__, keys, row)) + "}" for row in columns]
-    return ('{"predictions": [' + ", ".join(rows) + "]}").encode()
+    return ('{"predictions": [' + ", ".join(_outputs_texts(outputs, names, 1)) + "]}").encode()
 
 
 def classify_response_json(classifications: Sequence[Sequence[tuple[str, float]]]) -> bytes:

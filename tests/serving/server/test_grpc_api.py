@@ -7,12 +7,13 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow.core.example import example_pb2
+from tensorflow.core.example import example_pb2, feature_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
     inference_pb2,
+    model_pb2,
     model_service_pb2_grpc,
     prediction_service_pb2_grpc,
     regression_pb2,
@@ -38,9 +39,11 @@ def model_service(channel):
 
 
 def _example(x: float) -> example_pb2.Example:
-    example = example_pb2.Example()
-    example.features.feature["x"].float_list.value.append(x)
-    return example
+    return example_pb2.Example(features={"feature": {"x": feature_pb2.Feature(float_list={"value": [x]})}})
+
+
+def _spec(signature: str = "") -> model_pb2.ModelSpec:
+    return model_pb2.ModelSpec(name="half_plus_two", signature_name=signature)
 
 
 def test_predict_returns_float_val_like_tf_serving(prediction, predict_request):
@@ -92,18 +95,14 @@ def test_predict_errors_carry_tf_serving_codes(prediction, predict_request, muta
 
 
 def test_classify_regress_and_multi_inference(prediction):
-    request = classification_pb2.ClassificationRequest()
-    request.model_spec.name = "half_plus_two"
-    request.model_spec.signature_name = "classify_x_to_y"
+    request = classification_pb2.ClassificationRequest(model_spec=_spec("classify_x_to_y"))
     request.input.example_list.examples.extend([_example(3.0), _example(1.0)])
     response = prediction.Classify(request, TIMEOUT)
     scores = [[c.score for c in row.classes] for row in response.result.classifications]
     assert scores == [[3.5], [2.5]]
     assert response.model_spec.signature_name == "classify_x_to_y"
 
-    request = regression_pb2.RegressionRequest()
-    request.model_spec.name = "half_plus_two"
-    request.model_spec.signature_name = "regress_x_to_y2"
+    request = regression_pb2.RegressionRequest(model_spec=_spec("regress_x_to_y2"))
     request.input.example_list_with_context.context.CopyFrom(_example(2.0))
     request.input.example_list_with_context.examples.extend([example_pb2.Example(), _example(4.0)])
     response = prediction.Regress(request, TIMEOUT)
@@ -114,10 +113,7 @@ def test_classify_regress_and_multi_inference(prediction):
         ("classify_x_to_y", "tensorflow/serving/classify"),
         ("regress_x_to_y", "tensorflow/serving/regress"),
     ):
-        task = request.tasks.add()
-        task.model_spec.name = "half_plus_two"
-        task.model_spec.signature_name = signature
-        task.method_name = method
+        request.tasks.add(model_spec=_spec(signature), method_name=method)
     request.input.example_list.examples.append(_example(6.0))
     response = prediction.MultiInference(request, TIMEOUT)
     assert response.results[0].classification_result.classifications[0].classes[0].score == 5.0
@@ -126,9 +122,7 @@ def test_classify_regress_and_multi_inference(prediction):
 
 
 def test_regress_on_classify_signature_is_invalid(prediction):
-    request = regression_pb2.RegressionRequest()
-    request.model_spec.name = "half_plus_two"
-    request.model_spec.signature_name = "classify_x_to_y"
+    request = regression_pb2.RegressionRequest(model_spec=_spec("classify_x_to_y"))
     request.input.example_list.examples.append(_example(1.0))
     with pytest.raises(grpc.RpcError) as info:
         prediction.Regress(request, TIMEOUT)
@@ -137,8 +131,7 @@ def test_regress_on_classify_signature_is_invalid(prediction):
 
 
 def test_get_model_metadata_returns_signature_def_map(prediction):
-    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
-    request.model_spec.name = "half_plus_two"
+    request = get_model_metadata_pb2.GetModelMetadataRequest(model_spec=_spec(), metadata_field=["signature_def"])
     response = prediction.GetModelMetadata(request, TIMEOUT)
     signature_map = get_model_metadata_pb2.SignatureDefMap()
     assert response.metadata["signature_def"].Unpack(signature_map)
@@ -146,16 +139,14 @@ def test_get_model_metadata_returns_signature_def_map(prediction):
     assert signature_map.signature_def["classify_x_to_y"].method_name == "tensorflow/serving/classify"
     assert response.model_spec.version.value == 1
 
-    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["other"])
-    request.model_spec.name = "half_plus_two"
+    request = get_model_metadata_pb2.GetModelMetadataRequest(model_spec=_spec(), metadata_field=["other"])
     with pytest.raises(grpc.RpcError) as info:
         prediction.GetModelMetadata(request, TIMEOUT)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_get_model_status(model_service):
-    request = get_model_status_pb2.GetModelStatusRequest()
-    request.model_spec.name = "half_plus_two"
+    request = get_model_status_pb2.GetModelStatusRequest(model_spec=_spec())
     response = model_service.GetModelStatus(request, TIMEOUT)
     assert [(s.version, s.state) for s in response.model_version_status] == [
         (1, get_model_status_pb2.ModelVersionStatus.AVAILABLE)
@@ -177,9 +168,7 @@ def test_tfx_tensorflow_serving_client_works_unchanged(half_plus_two_server, pre
 
     client = TensorFlowServingClient(half_plus_two_server.grpc_endpoint, "half_plus_two")
     client.WaitUntilModelLoaded(time.time() + 30, polling_interval_sec=1)  # GetModelStatus
-    classify = classification_pb2.ClassificationRequest()
-    classify.model_spec.name = "half_plus_two"
-    classify.model_spec.signature_name = "classify_x_to_y"
+    classify = classification_pb2.ClassificationRequest(model_spec=_spec("classify_x_to_y"))
     classify.input.example_list.examples.append(_example(1.0))
     predict = predict_request("half_plus_two", x=np.array([1.0], np.float32))
     # SendRequests raises on any failed RPC; both go through.

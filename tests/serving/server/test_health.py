@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -21,21 +22,12 @@ def _check(server, service: str = ""):
         return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
 
 
-def _wait_for_check(server, status, service: str = "", timeout: float = 30.0):
-    """The health service follows model events: wait (bounded) for it to report `status`."""
+def _poll(fetch, done, timeout: float):
+    """Health follows model events: `fetch()` until `done` says yes or `timeout` s pass; the last answer."""
     deadline = time.monotonic() + timeout
-    while (seen := _check(server, service)) != status and time.monotonic() < deadline:
+    while not done(seen := fetch()) and time.monotonic() < deadline:
         time.sleep(0.1)
     return seen
-
-
-def _wait_ready(server, timeout: float = 90.0) -> requests.Response:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = requests.get(f"{server.rest_endpoint}/readyz", timeout=10)
-        if response.status_code == 200 or time.monotonic() > deadline:
-            return response
-        time.sleep(0.2)
 
 
 def test_not_ready_until_a_version_is_available_then_ready_on_both_protocols(
@@ -54,16 +46,14 @@ def test_not_ready_until_a_version_is_available_then_ready_on_both_protocols(
 
         # A version that fails to load: still not ready, and the reason says why.
         layout.publish(broken_model, tmp_path / "models", "m")
-        deadline = time.monotonic() + 60
-        while "END" not in (reason := requests.get(f"{server.rest_endpoint}/readyz", timeout=10).json()["error"]):
-            assert time.monotonic() < deadline, reason
-            time.sleep(0.2)
+        readyz = functools.partial(requests.get, f"{server.rest_endpoint}/readyz", timeout=10)
+        reason = _poll(lambda: readyz().json()["error"], lambda reason: "END" in reason, 60)
         assert reason.startswith("not ready: model 'm' has no AVAILABLE version (version 1 END: ")
 
         layout.publish(half_plus_two_model, tmp_path / "models", "m")
-        ready = _wait_ready(server)
+        ready = _poll(readyz, lambda response: response.status_code == 200, 90)
         assert ready.status_code == 200 and ready.json() == {"status": "ready"}
-        assert _wait_for_check(server, SERVING) == SERVING
+        assert _poll(lambda: _check(server), lambda status: status == SERVING, 30) == SERVING
         assert _check(server, "tensorflow.serving.PredictionService") == SERVING
         # Unknown services are NOT_FOUND, as the standard servicer answers.
         with pytest.raises(grpc.RpcError) as raised:

@@ -200,6 +200,9 @@ def test_slow_and_truncated_clients_do_not_stop_the_server(hostile_server):
 # ---- gRPC ------------------------------------------------------------------------------------
 
 dtypes = st.sampled_from([t for t in types_pb2.DataType.values() if t != types_pb2.DT_INVALID] + [999])
+# What a TensorProto's typed value fields may hold, per field.
+typed_values = {"float_val": st.floats(width=32), "int_val": st.integers(-(2**31), 2**31 - 1),
+                "string_val": st.binary(max_size=8), "bool_val": st.booleans()}
 
 
 @st.composite
@@ -209,17 +212,11 @@ def tensor_protos(draw) -> tensor_pb2.TensorProto:
     for size in draw(st.lists(st.integers(-2, 6) | st.sampled_from([2**31, 2**40, 2**62]), max_size=4)):
         tensor.tensor_shape.dim.append(tensor_shape_pb2.TensorShapeProto.Dim(size=size))
     tensor.tensor_shape.unknown_rank = draw(st.booleans()) and draw(st.booleans())
-    which = draw(st.sampled_from(["content", "float", "int", "string", "bool", "none"]))
-    if which == "content":
+    which = draw(st.sampled_from(["tensor_content", *typed_values, "none"]))
+    if which == "tensor_content":
         tensor.tensor_content = draw(st.binary(max_size=64))
-    elif which == "float":
-        tensor.float_val.extend(draw(st.lists(st.floats(width=32), max_size=8)))
-    elif which == "int":
-        tensor.int_val.extend(draw(st.lists(st.integers(-(2**31), 2**31 - 1), max_size=8)))
-    elif which == "string":
-        tensor.string_val.extend(draw(st.lists(st.binary(max_size=8), max_size=8)))
-    elif which == "bool":
-        tensor.bool_val.extend(draw(st.lists(st.booleans(), max_size=8)))
+    elif which in typed_values:
+        getattr(tensor, which).extend(draw(st.lists(typed_values[which], max_size=8)))
     return tensor
 
 

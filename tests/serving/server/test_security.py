@@ -104,16 +104,11 @@ def _ssl_config_file(path: Path, pki: Pki, client_verify: bool) -> Path:
     return path
 
 
-def _predict_request() -> predict_pb2.PredictRequest:
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "half_plus_two"
-    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([2.0], np.float32)))
-    return request
-
-
 def _grpc_predict(channel: grpc.Channel, metadata=()) -> list[float]:
+    x = tf.make_tensor_proto(np.array([2.0], np.float32))
+    request = predict_pb2.PredictRequest(model_spec={"name": "half_plus_two"}, inputs={"x": x})
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-    return list(stub.Predict(_predict_request(), timeout=20, metadata=metadata).outputs["y"].float_val)
+    return list(stub.Predict(request, timeout=20, metadata=metadata).outputs["y"].float_val)
 
 
 def _https(server) -> str:

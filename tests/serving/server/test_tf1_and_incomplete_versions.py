@@ -64,20 +64,19 @@ def _grpc_y(server, request) -> np.ndarray:
         return tf.make_ndarray(stub.Predict(request, timeout=30).outputs["y"])
 
 
+def _rest(server, model: str, body: dict) -> dict:
+    """The JSON answer of a REST Predict, which must succeed."""
+    response = requests.post(f"{server.rest_endpoint}/v1/models/{model}:predict", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def test_tf1_saved_model_over_rest_and_grpc(tmp_path: Path, v1_model: Path, serve, predict_request):
     base = tmp_path / "v1"
     shutil.copytree(v1_model, base / "1")
     with serve(base, model_name="v1", args=["--enable_batching"]) as server:
-        response = requests.post(
-            f"{server.rest_endpoint}/v1/models/v1:predict", json={"instances": [[1.0], [2.0]]}, timeout=30
-        )
-        assert response.status_code == 200, response.text
-        assert response.json() == {"predictions": [[2.5], [3.0]]}
-        response = requests.post(
-            f"{server.rest_endpoint}/v1/models/v1:predict", json={"inputs": {"image": [[6.0]]}}, timeout=30
-        )
-        assert response.status_code == 200, response.text
-        assert response.json() == {"outputs": [[5.0]]}
+        assert _rest(server, "v1", {"instances": [[1.0], [2.0]]}) == {"predictions": [[2.5], [3.0]]}
+        assert _rest(server, "v1", {"inputs": {"image": [[6.0]]}}) == {"outputs": [[5.0]]}
         np.testing.assert_allclose(_grpc_y(server, predict_request("v1", image=np.array([[10.0]], np.float32))), [[7.0]])
 
 
@@ -88,11 +87,7 @@ def test_tf1_model_without_variables_is_served_with_its_empty_variables_dir(tmp_
     version_dir = build_v1_half_plus_two(base / "1", with_variables=False)
     assert (version_dir / "variables").is_dir() and not any((version_dir / "variables").iterdir())
     with serve(base, model_name="novars") as server:
-        response = requests.post(
-            f"{server.rest_endpoint}/v1/models/novars:predict", json={"instances": [[2.0]]}, timeout=30
-        )
-        assert response.status_code == 200, response.text
-        assert response.json() == {"predictions": [[3.0]]}
+        assert _rest(server, "novars", {"instances": [[2.0]]}) == {"predictions": [[3.0]]}
         np.testing.assert_allclose(_grpc_y(server, predict_request("novars", image=np.array([[6.0]], np.float32))), [[5.0]])
         assert "not loading" not in server.logs()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import threading
@@ -41,11 +42,9 @@ class FakeServable:
         return {"y": x * 2}
 
 
-def _submit_all(batcher, servable, values):
+def _submit_all(batcher, servable, values, signature=SIGNATURE):
     with ThreadPoolExecutor(len(values)) as pool:
-        futures = [
-            pool.submit(batcher, servable, SIGNATURE, {"x": np.array([v], np.float32)}) for v in values
-        ]
+        futures = [pool.submit(batcher, servable, signature, {"x": np.array([v], np.float32)}) for v in values]
         return [f.result() if f.exception() is None else f.exception() for f in futures]
 
 
@@ -72,9 +71,7 @@ def test_a_signature_whose_outputs_are_not_per_row_is_run_one_request_at_a_time(
     signature = SimpleNamespace(name="serving_default", batchable=True)
     batcher = DynamicBatcher(BatchingOptions(max_batch_size=8, batch_timeout_micros=200_000, num_batch_threads=1))
     servable = CountingServable()
-    with ThreadPoolExecutor(3) as pool:
-        futures = [pool.submit(batcher, servable, signature, {"x": np.array([v], np.float32)}) for v in (1.0, 2.0, 3.0)]
-        results = [f.result(10) for f in futures]
+    results = _submit_all(batcher, servable, [1.0, 2.0, 3.0], signature)
     # Merged once (3 rows), which showed `n` is not per row; then each request on its own.
     assert servable.calls == [3, 1, 1, 1]
     assert [(r["y"].tolist(), int(r["n"])) for r in results] == [([2.0], 1), ([4.0], 1), ([6.0], 1)]
@@ -124,8 +121,6 @@ def test_batches_are_padded_to_allowed_sizes():
 
 
 def test_event_loop_callers_are_batched_and_resolved_on_their_loop():
-    import asyncio
-
     batcher = DynamicBatcher(BatchingOptions(max_batch_size=8, batch_timeout_micros=200_000, num_batch_threads=1))
     servable = FakeServable()
 
@@ -143,8 +138,6 @@ def test_event_loop_callers_are_batched_and_resolved_on_their_loop():
 
 
 def test_a_cancelled_loop_caller_does_not_disturb_the_rest_of_its_batch():
-    import asyncio
-
     gate = threading.Event()
     batcher = DynamicBatcher(BatchingOptions(max_batch_size=8, num_batch_threads=1))
     servable = FakeServable(gate)
