@@ -138,15 +138,6 @@ def saved_model_dir(
     path = Path(model)
     if (input_tensors or output_tensors) and (path.suffix != ".pb" or path.is_dir()):
         raise PushError(f"--input-tensors / --output-tensors apply to a frozen GraphDef .pb file only, not {path}")
-    if path.is_file() and path.suffix == ".pb":
-        if path.name == "saved_model.pb":
-            raise PushError(f"{path} is a SavedModel's graph: pass its directory {path.parent}")
-        with tempfile.TemporaryDirectory(prefix="push-convert-") as scratch:
-            out_dir = Path(scratch, "saved_model")
-            logger.info("wrapping frozen graph %s into a SavedModel in %s", path, out_dir)
-            _wrap_frozen_graph(path, out_dir, input_tensors, output_tensors)
-            yield out_dir
-        return
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
             raise PushError(f"{path} is a directory but not a SavedModel: expected saved_model.pb in it")
@@ -156,10 +147,16 @@ def saved_model_dir(
         raise PushError(
             f"{path} does not exist: expected a SavedModel directory, a .keras or .h5 file, or a frozen graph .pb"
         )
-    if path.suffix not in (".h5", ".hdf5", ".keras"):
+    if path.name == "saved_model.pb":
+        raise PushError(f"{path} is a SavedModel's graph: pass its directory {path.parent}")
+    if path.suffix not in (".pb", ".h5", ".hdf5", ".keras"):
         raise PushError(f"{path} is not a SavedModel directory, a .keras or .h5 file, or a frozen graph .pb")
     with tempfile.TemporaryDirectory(prefix="push-convert-") as scratch:
         out_dir = Path(scratch, "saved_model")
-        logger.info("converting %s to a SavedModel in %s", path, out_dir)
-        _convert_keras_file(path, out_dir)
+        if path.suffix == ".pb":
+            logger.info("wrapping frozen graph %s into a SavedModel in %s", path, out_dir)
+            _wrap_frozen_graph(path, out_dir, input_tensors, output_tensors)
+        else:
+            logger.info("converting %s to a SavedModel in %s", path, out_dir)
+            _convert_keras_file(path, out_dir)
         yield out_dir

@@ -351,7 +351,7 @@ def format_text(report: Report) -> str:
     return "\n".join(lines)
 
 
-def _parser() -> argparse.ArgumentParser:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m serving.inspect",
         description="Show what a model takes and gives: a SavedModel or pushed version directory "
@@ -361,11 +361,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("path", help="SavedModel dir, <serving_dir>/<model>[/<version>], or frozen graph .pb")
     parser.add_argument("--json", action="store_true", help="print one machine-readable JSON document")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser.parse_args(argv)
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import re
 import shutil
 import tempfile
-import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,13 +84,11 @@ def find_version(model_dir: str | os.PathLike[str], version: int | None = None) 
 # Ops that hold variables in a GraphDef (TF1 ref and resource variables, TF2 resource handles).
 _VARIABLE_OPS = frozenset({"Variable", "VariableV2", "VarHandleOp", "_VarHandlesOp", "AutoReloadVariable"})
 _DATA_SHARD_RE = re.compile(r"^variables\.data-(\d{5})-of-(\d{5})$")
-# saved_model.pb path -> ((size, mtime_ns), expects a checkpoint): pollers ask every second.
-_expects_cache: dict[str, tuple[tuple[int, int], bool | None]] = {}
-_expects_cache_lock = threading.Lock()
-_EXPECTS_CACHE_MAX = 4096
 
 
-def _graph_expects_checkpoint(graph_file: Path) -> bool | None:
+# Cached by path, size and mtime: pollers ask every second about the same saved_model.pb.
+@functools.lru_cache(maxsize=4096)
+def _graph_expects_checkpoint(graph_file: Path, _size: int, _mtime_ns: int) -> bool | None:
     """Whether the SavedModel's MetaGraphs restore variables from `variables/`: a saver, variable
     ops or variable objects. None when the file cannot be parsed (the loader will say why)."""
     from google.protobuf import message, text_format
@@ -116,21 +114,6 @@ def _graph_expects_checkpoint(graph_file: Path) -> bool | None:
         if any(obj.WhichOneof("kind") == "variable" for obj in meta_graph.object_graph_def.nodes):
             return True
     return False
-
-
-def _expects_checkpoint(graph_file: Path) -> bool | None:
-    stat = graph_file.stat()
-    key, signature = str(graph_file), (stat.st_size, stat.st_mtime_ns)
-    with _expects_cache_lock:
-        cached = _expects_cache.get(key)
-    if cached is not None and cached[0] == signature:
-        return cached[1]
-    expects = _graph_expects_checkpoint(graph_file)
-    with _expects_cache_lock:
-        if len(_expects_cache) >= _EXPECTS_CACHE_MAX:
-            _expects_cache.clear()
-        _expects_cache[key] = (signature, expects)
-    return expects
 
 
 def _checkpoint_problem(variables: Path) -> str | None:
@@ -163,7 +146,8 @@ def saved_model_problem(version_dir: str | os.PathLike[str]) -> str | None:
         return "it has no saved_model.pb (or saved_model.pbtxt)"
     variables = path / "variables"
     try:
-        expects = _expects_checkpoint(graph_file)
+        stat = graph_file.stat()
+        expects = _graph_expects_checkpoint(graph_file, stat.st_size, stat.st_mtime_ns)
     except OSError as error:  # vanished while we looked: a copy or a delete in progress
         return f"its graph file cannot be read ({error.strerror})"
     if expects is None:

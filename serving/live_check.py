@@ -11,6 +11,8 @@ when the examples carry labels, the accuracy on the samples. The typed report na
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import glob
 import logging
 import os
@@ -161,18 +163,6 @@ def _expected_outputs(model_dir: Path, signature_name: str, inputs: Mapping[str,
     return {name: tensor.numpy() for name, tensor in result.items()}
 
 
-def _wait_for_version(client, version: int, deadline: float) -> tuple[str, str]:
-    """(state, reason) once the version is AVAILABLE, ended, or the deadline passed."""
-    from serving.client import ClientError
-
-    try:
-        client.wait_until_available(max(0.0, deadline - time.time()), 0.3)
-    except ClientError as error:
-        state = "END" if error.code == "FAILED_PRECONDITION" else "UNKNOWN"
-        return state, shorten(str(error), 300)
-    return "AVAILABLE", ""
-
-
 def _check_endpoint(
     protocol: str,
     endpoint: str,
@@ -193,10 +183,13 @@ def _check_endpoint(
     rows = len(next(iter(inputs.values())))
     begin = time.monotonic()
     with ServingClient(endpoint, protocol, model_name, version=version, timeout=timeout) as client:
-        state, reason = _wait_for_version(client, version, deadline)
-        waited = time.monotonic() - begin
-        if state != "AVAILABLE":
-            return EndpointCheck(protocol, endpoint, False, state, waited, 0, 0, None, reason)
+        try:
+            client.wait_until_available(max(0.0, deadline - time.time()), 0.3)
+        except ClientError as error:  # the version ended (failed to load), or the deadline passed
+            state = "END" if error.code == "FAILED_PRECONDITION" else "UNKNOWN"
+            return EndpointCheck(protocol, endpoint, False, state, time.monotonic() - begin, 0, 0, None,
+                                 shorten(str(error), 300))
+        state, waited = "AVAILABLE", time.monotonic() - begin
         try:
             actual = client.predict(dict(inputs), signature_name=signature_name)
         except ClientError as error:
@@ -258,32 +251,23 @@ def check_live_endpoint(
             reason=f"version {version} has no signature {signature_name!r}; it has {sorted(signature_defs)}",
         )
     inputs = validate.signature_inputs(signature_defs[signature_name], examples)
-    parsed = validate.parse_examples(examples)
-    cache: dict[str, Mapping[str, np.ndarray]] = {}
-
-    def expected() -> Mapping[str, np.ndarray]:
-        # Loaded only once a server said AVAILABLE: a version that fails there is reported as such.
-        if "outputs" not in cache:
-            cache["outputs"] = _expected_outputs(version_dir, signature_name, inputs)
-        return cache["outputs"]
-
-    labels = _labels(parsed, label_key)
+    # Loaded only once a server said AVAILABLE: a version that fails there is reported as such.
+    expected = functools.cache(lambda: _expected_outputs(version_dir, signature_name, inputs))
+    labels = _labels(validate.parse_examples(examples), label_key)
 
     targets = [(p, e) for p, e in (("grpc", grpc_endpoint), ("rest", rest_endpoint)) if e]
     process = None
-    scratch = None
-    if not targets:
-        # Pin the checked version (the default policy would serve only the latest).
-        scratch = tempfile.TemporaryDirectory(prefix="live-check-")
-        config_file = Path(scratch.name, "models.config")
-        config_file.write_text(
-            f'model_config_list {{ config {{ name: "{model_name}" base_path: "{model_dir.resolve()}" '
-            f'model_platform: "tensorflow" model_version_policy {{ specific {{ versions: {version} }} }} }} }}\n'
-        )
-        process = ModelServerProcess(model_config_file=config_file, server=server)
     deadline = time.time() + wait_seconds
-    try:
-        if process is not None:
+    with contextlib.ExitStack() as stack:  # stops the server, then removes its config
+        if not targets:
+            # Pin the checked version (the default policy would serve only the latest).
+            config_file = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="live-check-")), "models.config")
+            config_file.write_text(
+                f'model_config_list {{ config {{ name: "{model_name}" base_path: "{model_dir.resolve()}" '
+                f'model_platform: "tensorflow" model_version_policy {{ specific {{ versions: {version} }} }} }} }}\n'
+            )
+            process = ModelServerProcess(model_config_file=config_file, server=server)
+            stack.callback(process.stop)
             process.start()
             try:
                 process.wait_until_serving(deadline)
@@ -298,11 +282,6 @@ def check_live_endpoint(
             )
             for protocol, endpoint in targets
         )
-    finally:
-        if process is not None:
-            process.stop()
-        if scratch is not None:
-            scratch.cleanup()
     report = LiveCheckReport(model_name, version, process.description if process else None, checks)
     (logger.info if report.ok else logger.error)("%s", report.summary())
     return report

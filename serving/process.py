@@ -241,7 +241,6 @@ class ModelServerProcess:
         self._log_dir: str | None = None
         self._log_handle = None
         self._final_logs: str | None = None
-        self.started_at: float | None = None
 
     def __repr__(self) -> str:
         return f"ModelServerProcess({self.description}, grpc={self.grpc_endpoint})"
@@ -266,7 +265,6 @@ class ModelServerProcess:
             self._args.append(f"--ready_file={self._ready_file()}")
         self._log_handle = open(os.path.join(self._log_dir, "server.log"), "wb")
         logger.info("starting %s: %s", self.description, " ".join(self.argv))
-        self.started_at = time.monotonic()
         try:
             self.process = spawn(self.argv, stdout=self._log_handle, die_with_parent=self._die_with_parent)
         except OSError as error:

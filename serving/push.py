@@ -55,21 +55,6 @@ EXIT_USAGE = 2
 # The model config file (labels).
 
 
-def read_model_config(config_path: str | os.PathLike[str]):
-    """The ModelServerConfig in `config_path` (empty when the file does not exist)."""
-    from google.protobuf import text_format
-    from tensorflow_serving.config import model_server_config_pb2
-
-    config = model_server_config_pb2.ModelServerConfig()
-    path = Path(config_path)
-    if path.is_file():
-        try:
-            text_format.Parse(path.read_text(), config)
-        except text_format.ParseError as error:
-            raise PushError(f"{path} is not a text ModelServerConfig: {error}") from None
-    return config
-
-
 def update_model_config(
     config_path: str | os.PathLike[str],
     serving_dir: str | os.PathLike[str],
@@ -85,13 +70,19 @@ def update_model_config(
     atomically. Returns True when the file was written.
     """
     from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
 
     path = Path(config_path)
     model_dir = Path(serving_dir).resolve() / model_name
     with layout.locked(path.parent / f".{path.name}.lock"):
         if not path.is_file() and not set_labels:
             return False
-        config = read_model_config(path)
+        config = model_server_config_pb2.ModelServerConfig()
+        if path.is_file():
+            try:
+                text_format.Parse(path.read_text(), config)
+            except text_format.ParseError as error:
+                raise PushError(f"{path} is not a text ModelServerConfig: {error}") from None
         if config.WhichOneof("config") == "custom_model_config":
             raise PushError(f"{path} uses custom_model_config; only model_config_list can carry labels")
         entry = next((m for m in config.model_config_list.config if m.name == model_name), None)

@@ -97,8 +97,11 @@ def numpy_dtype_name(dtype: np.dtype) -> str:
     return dtype_name(number) if number is not None else str(dtype)
 
 
-def _read_saved_model(export_dir: str | os.PathLike[str]) -> Any:
-    """The SavedModel proto of `export_dir`; UnservableModel NOT_FOUND / DATA_LOSS as below."""
+def read_meta_graphs(
+    export_dir: str | os.PathLike[str], *, internal: bool = False
+) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """(tag set sorted, SignatureDefs as `read_signature_defs` gives them) of each MetaGraph in
+    file order, from one read of saved_model.pb; UnservableModel as `read_signature_defs`."""
     from google.protobuf.message import DecodeError
     from tensorflow.core.protobuf import saved_model_pb2
 
@@ -118,22 +121,10 @@ def _read_saved_model(export_dir: str | os.PathLike[str]) -> Any:
             + (f" ({caught[0].message if hasattr(caught[0], 'message') else caught[0]})" if caught else ""),
             Code.DATA_LOSS,
         )
-    return saved_model
-
-
-def _signatures(meta_graph: Any, internal: bool) -> dict[str, Any]:
-    defs = meta_graph.signature_def
-    return {name: defs[name] for name in sorted(defs) if internal or not name.startswith("__")}
-
-
-def read_meta_graphs(
-    export_dir: str | os.PathLike[str], *, internal: bool = False
-) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
-    """(tag set sorted, SignatureDefs as `read_signature_defs` gives them) of each MetaGraph in
-    file order, from one read of saved_model.pb; UnservableModel as `read_signature_defs`."""
     return [
-        (tuple(sorted(m.meta_info_def.tags)), _signatures(m, internal))
-        for m in _read_saved_model(export_dir).meta_graphs
+        (tuple(sorted(m.meta_info_def.tags)),
+         {name: m.signature_def[name] for name in sorted(m.signature_def) if internal or not name.startswith("__")})
+        for m in saved_model.meta_graphs
     ]
 
 
@@ -147,15 +138,14 @@ def read_signature_defs(
     (a ServingError): NOT_FOUND when there is no saved_model.pb or no MetaGraph with those tags,
     DATA_LOSS when the file does not parse.
     """
-    saved_model = _read_saved_model(export_dir)
-    for meta_graph in saved_model.meta_graphs:
-        if set(meta_graph.meta_info_def.tags) == set(tags):
-            return _signatures(meta_graph, internal)
-    found = [sorted(m.meta_info_def.tags) for m in saved_model.meta_graphs]
+    meta_graphs = read_meta_graphs(export_dir, internal=internal)
+    for found, signatures in meta_graphs:
+        if set(found) == set(tags):
+            return signatures
     raise UnservableModel(
         f"Could not find meta graph def matching supplied tags: {{ {' '.join(tags)} }}. To inspect "
         f"available tag-sets in the SavedModel, please use the SavedModel CLI: `saved_model_cli`; "
-        f"found {found}",
+        f"found {[list(tag_set) for tag_set, _ in meta_graphs]}",
         Code.NOT_FOUND,
     )
 

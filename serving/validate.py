@@ -49,6 +49,7 @@ from serving.saved_model import (
     REGRESS_METHOD,
     numpy_dtype,
     read_signature_defs,
+    tensor_dims,
 )
 
 logger = logging.getLogger(__name__)
@@ -105,13 +106,7 @@ def _is_serialized_input(signature_def) -> bool:
     if len(signature_def.inputs) != 1:
         return False
     spec = next(iter(signature_def.inputs.values()))
-    shape = spec.tensor_shape
-    return (
-        spec.dtype == DT_STRING
-        and not shape.unknown_rank
-        and len(shape.dim) == 1
-        and shape.dim[0].size == -1
-    )
+    return spec.dtype == DT_STRING and tensor_dims(spec) == (-1,)
 
 
 def _feature_values(example, name: str) -> list | None:
@@ -172,9 +167,7 @@ def _named_tensor_request(model_name: str, signature_name: str, signature_def, e
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model_name
-    request.model_spec.signature_name = signature_name
+    request = predict_pb2.PredictRequest(model_spec={"name": model_name, "signature_name": signature_name})
     from_example = False
     for key in sorted(signature_def.inputs):
         info = signature_def.inputs[key]
@@ -222,8 +215,10 @@ def build_requests(
     for name in names:
         signature_def = signature_defs[name]
         method = signature_def.method_name
+        spec = {"name": model_name, "signature_name": name}
         if method in (CLASSIFY_METHOD, REGRESS_METHOD):
-            kind = "classify" if method == CLASSIFY_METHOD else "regress"
+            kind, request_class = (("classify", classification_pb2.ClassificationRequest) if method == CLASSIFY_METHOD
+                                   else ("regress", regression_pb2.RegressionRequest))
             if not parsed:
                 if explicit:
                     raise ValueError(
@@ -233,10 +228,7 @@ def build_requests(
                 skipped.append(f"{name!r}: {kind} signature needs tf.Examples and none were given")
                 continue
             for example in parsed:
-                request = (classification_pb2.ClassificationRequest() if kind == "classify"
-                           else regression_pb2.RegressionRequest())
-                request.model_spec.name = model_name
-                request.model_spec.signature_name = name
+                request = request_class(model_spec=spec)
                 request.input.example_list.examples.append(example)
                 planned.append(PlannedRequest(request, kind, name, "eval example"))
         elif method == PREDICT_METHOD and _is_serialized_input(signature_def):
@@ -247,16 +239,12 @@ def build_requests(
                 )
                 continue
             if not examples:
-                raise ValueError(
-                    f"signature {name!r} takes serialized records, but no examples were given"
-                )
+                raise ValueError(f"signature {name!r} takes serialized records, but no examples were given")
             import tensorflow as tf
 
             key = next(iter(signature_def.inputs))
             for record in examples:
-                request = predict_pb2.PredictRequest()
-                request.model_spec.name = model_name
-                request.model_spec.signature_name = name
+                request = predict_pb2.PredictRequest(model_spec=spec)
                 request.inputs[key].CopyFrom(tf.make_tensor_proto([record]))
                 planned.append(PlannedRequest(request, "predict", name, "serialized eval example"))
         elif method == PREDICT_METHOD or not method:
@@ -319,7 +307,6 @@ def wait_until_available(
 class QueryResult:
     seconds: float
     count: int
-    max_seconds: float
 
 
 def send_requests(endpoint: str, requests: Sequence[PlannedRequest], *, timeout: float = 30.0) -> QueryResult:
@@ -327,7 +314,6 @@ def send_requests(endpoint: str, requests: Sequence[PlannedRequest], *, timeout:
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
     total = 0.0
-    slowest = 0.0
     with grpc.insecure_channel(endpoint, options=_GRPC_OPTIONS) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         calls = {"classify": stub.Classify, "regress": stub.Regress, "predict": stub.Predict}
@@ -342,10 +328,8 @@ def send_requests(endpoint: str, requests: Sequence[PlannedRequest], *, timeout:
                     f"{code.name}: {shorten(error.details() or '')}",
                     retryable=code in _TRANSIENT_CODES,
                 ) from None
-            elapsed = time.monotonic() - begin
-            total += elapsed
-            slowest = max(slowest, elapsed)
-    return QueryResult(seconds=total, count=len(requests), max_seconds=slowest)
+            total += time.monotonic() - begin
+    return QueryResult(seconds=total, count=len(requests))
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,7 +385,7 @@ def validate_saved_model(
         shutil.copytree(model_dir, version_dir)
         process = ModelServerProcess(model_name=model_name, model_base_path=version_dir.parent, server=server)
         deadline = time.time() + max_loading_seconds
-        start_seconds = load_seconds = None
+        start_seconds = load_seconds = query_seconds = failure = None
         try:
             process.start()
             start_seconds = process.wait_until_serving(deadline)
@@ -409,20 +393,16 @@ def validate_saved_model(
                 process.grpc_endpoint, model_name, deadline=deadline, is_alive=process.is_alive,
                 describe_exit=lambda: f"exit code {process.exit_code()}: {process.failure_lines()}",
             )
-            result = send_requests(process.grpc_endpoint, plan.requests)
+            query_seconds = send_requests(process.grpc_endpoint, plan.requests).seconds
         except ValidationError as error:
-            process.stop()
-            logger.error("validation of %s failed: %s\nserver log tail:\n%s", model_dir, error, process.log_tail())
-            return ValidationReport(
-                ok=False, reason=str(error), server=process.description,
-                server_start_seconds=start_seconds, load_seconds=load_seconds,
-                requests=tuple(r.describe() for r in plan.requests), skipped=plan.skipped,
-                log_tail=process.log_tail(),
-            )
+            failure = error
         finally:
             process.stop()
+    if failure is not None:
+        logger.error("validation of %s failed: %s\nserver log tail:\n%s", model_dir, failure, process.log_tail())
     return ValidationReport(
-        ok=True, reason="", server=process.description, server_start_seconds=start_seconds,
-        load_seconds=load_seconds, query_seconds=result.seconds,
+        ok=failure is None, reason="" if failure is None else str(failure), server=process.description,
+        server_start_seconds=start_seconds, load_seconds=load_seconds, query_seconds=query_seconds,
         requests=tuple(r.describe() for r in plan.requests), skipped=plan.skipped,
+        log_tail="" if failure is None else process.log_tail(),
     )

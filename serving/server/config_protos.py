@@ -119,7 +119,11 @@ def read_text_proto(path: str | Path, message_class: type):
 
 
 def read_model_server_config(path: str | Path) -> model_server_config_pb2.ModelServerConfig:
-    return read_text_proto(path, model_server_config_pb2.ModelServerConfig)
+    """The ModelServerConfig in a text file, every model's base path resolved as the server uses it."""
+    config = read_text_proto(path, model_server_config_pb2.ModelServerConfig)
+    for model in config.model_config_list.config:
+        model.base_path = resolve_base_path(model.base_path)
+    return config
 
 
 def resolve_base_path(path: str) -> str:

@@ -132,13 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_ports(args: argparse.Namespace) -> str | None:
-    """Why the port flags cannot work together, or None (the server and the supervisor ask)."""
-    if not args.pick_unused_ports and args.rest_api_port and args.rest_api_port == args.port:
-        return f"--port and --rest_api_port must differ, both are {args.port}"
-    return None
-
-
 def server_processes(args: argparse.Namespace) -> int:
     """--num_server_processes with its default (0) resolved: one per usable core, at most
     MAX_DEFAULT_PROCESSES."""

@@ -22,9 +22,9 @@ from typing import Any
 
 from serving import process
 from serving.errors import ServingError
-from serving.server.config_protos import resolve_base_path
+from serving.server import config_protos
 from serving.server.cpus import share_per_process, usable_cpus
-from serving.server.flags import NO_OP_FLAGS, channel_arguments, check_ports, rest_enabled, server_processes
+from serving.server.flags import NO_OP_FLAGS, channel_arguments, rest_enabled, server_processes
 
 logger = logging.getLogger("serving.server")
 
@@ -53,7 +53,6 @@ class ModelServer:
         self._executors: list[ThreadPoolExecutor] = []
         self._config_watch_stop = threading.Event()
         self._grpc_health: Any = None
-        self._auth_token = ""
 
     @property
     def worker(self) -> bool:
@@ -66,6 +65,7 @@ class ModelServer:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         tf = import_tensorflow_without_keras()
 
+        from serving.server.batching import DynamicBatcher
         from serving.server.core import ServingCore
         from serving.server.metrics import ServingMetrics
         from serving.server.model_store import ModelStore, single_model_config
@@ -81,11 +81,11 @@ class ModelServer:
         files = read_flag_files(args)
         config = files.model_config
         if config is None:
-            config = single_model_config(args.model_name, resolve_base_path(args.model_base_path))
-        self._batcher = _batcher(files.batching)
-        metrics, metrics_path = (ServingMetrics(), files.metrics_path) if files.metrics_path else (None, None)
-        ssl, rest_ssl = files.ssl, files.rest_ssl
-        self._auth_token = files.auth_token
+            config = single_model_config(args.model_name, config_protos.resolve_base_path(args.model_base_path))
+        if files.batching is not None:
+            self._batcher = DynamicBatcher(files.batching)
+            logger.info("dynamic batching on (--enable_batching=false turns it off): %s", self._batcher.options)
+        metrics = ServingMetrics() if files.metrics_path else None
 
         tags = tuple(t.strip() for t in args.saved_model_tags.split(",") if t.strip())
         try:
@@ -115,7 +115,7 @@ class ModelServer:
         self._thread = threading.Thread(target=self._loop.run_forever, name="event-loop", daemon=True)
         self._thread.start()
         try:
-            self._bind(core, metrics, metrics_path, ssl, rest_ssl)
+            self._bind(core, metrics, files)
         except StartError:
             self.stop()
             raise
@@ -131,14 +131,14 @@ class ModelServer:
         """Runs a coroutine on the server's event loop and waits for its result."""
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
-    def _bind(self, core: Any, metrics: Any, metrics_path: str | None, ssl: Any, rest_ssl: Any) -> None:
+    def _bind(self, core: Any, metrics: Any, files: FlagFiles) -> None:
         from aiohttp import web
 
         from serving.server.grpc_api import GrpcOptions, start_grpc_server
         from serving.server.health import GrpcHealth
         from serving.server.rest import RestApi, RestOptions, make_app
 
-        args = self.args
+        args, ssl = self.args, files.ssl
         grpc_observe = (lambda m, a, c, s: metrics.observe(m, a, c, s, "GRPC")) if metrics else None
         rest_observe = (lambda m, a, c, s: metrics.observe(m, a, c, s, "REST")) if metrics else None
         grpc_options = GrpcOptions(
@@ -152,7 +152,7 @@ class ModelServer:
             ssl_client_verify=ssl.client_verify if ssl else False,
             channel_arguments=channel_arguments(args.grpc_channel_arguments),
             reuse_port=self.worker,
-            auth_token=self._auth_token,
+            auth_token=files.auth_token,
         )
         executor = ThreadPoolExecutor(max_workers=args.rest_api_workers, thread_name_prefix="worker")
         grpc_executor = ThreadPoolExecutor(max_workers=args.grpc_workers, thread_name_prefix="grpc")
@@ -179,9 +179,9 @@ class ModelServer:
                 max_body_bytes=args.rest_api_max_body_bytes,
                 timeout_seconds=args.rest_api_timeout_in_ms / 1000.0 if args.rest_api_timeout_in_ms > 0 else 1e9,
                 enable_cors=args.rest_api_enable_cors_support,
-                metrics_path=metrics_path,
+                metrics_path=files.metrics_path,
                 pid_header=self.worker,
-                auth_token=self._auth_token,
+                auth_token=files.auth_token,
             ),
             metrics.exposition if metrics else None,
         )
@@ -193,7 +193,7 @@ class ModelServer:
             0 if args.pick_unused_ports else args.rest_api_port,
             reuse_address=True,
             reuse_port=self.worker or None,
-            ssl_context=rest_ssl,
+            ssl_context=files.rest_ssl,
         )
         try:
             self._on_loop(site.start())
@@ -288,11 +288,10 @@ def read_flag_files(args: argparse.Namespace) -> FlagFiles:
     """Reads and checks the flags and every file they name (model config, batching, monitoring,
     TLS, token) without TensorFlow, so the supervisor can refuse bad ones with one line before
     it starts any server process. Raises StartError (exit status 2)."""
-    from serving.server import config_protos, security
+    from serving.server import security
 
-    problem = check_ports(args)
-    if problem:
-        raise StartError(problem, 2)
+    if not args.pick_unused_ports and args.rest_api_port and args.rest_api_port == args.port:
+        raise StartError(f"--port and --rest_api_port must differ, both are {args.port}", 2)
     try:
         model_config = _model_config_file(args)
         batching = _batching_options(args)
@@ -310,12 +309,9 @@ def read_flag_files(args: argparse.Namespace) -> FlagFiles:
 
 def _model_config_file(args: argparse.Namespace):
     """The ModelServerConfig of --model_config_file (None with --model_base_path)."""
-    from serving.server import config_protos
-
     if args.model_config_file:
         config = config_protos.read_model_server_config(args.model_config_file)
         for model in config.model_config_list.config:
-            model.base_path = resolve_base_path(model.base_path)
             if not args.allow_version_labels and model.version_labels:
                 raise ValueError(f"model {model.name} has version_labels but --allow_version_labels=false")
         return config
@@ -331,7 +327,6 @@ def _batching_options(args: argparse.Namespace):
     """BatchingOptions (checked) with --enable_batching, else None. Unless the file sets
     `num_batch_threads`, TF Serving's one per core, shared among the server processes (one
     batch thread per process on 2 cores, which beat two: docs/serving-benchmark.md)."""
-    from serving.server import config_protos
     from serving.server.batching import BatchingOptions
 
     if not args.enable_batching:
@@ -344,28 +339,15 @@ def _batching_options(args: argparse.Namespace):
     return BatchingOptions.from_proto(params)  # raises ValueError naming a bad value
 
 
-def _batcher(options):
-    """A DynamicBatcher with `options`, None without batching."""
-    from serving.server.batching import DynamicBatcher
-
-    if options is None:
-        return None
-    batcher = DynamicBatcher(options)
-    logger.info("dynamic batching on (--enable_batching=false turns it off): %s", batcher.options)
-    return batcher
-
-
 def _metrics_path(args: argparse.Namespace) -> str | None:
     """The Prometheus path when the monitoring config enables it, else None."""
-    from serving.server import config_protos
     from serving.server.metrics import DEFAULT_PATH
 
     if not args.monitoring_config_file:
         return None
     monitoring = config_protos.read_text_proto(args.monitoring_config_file, config_protos.MonitoringConfig)
-    if not monitoring.prometheus_config.enable:
-        return None
-    return monitoring.prometheus_config.path or DEFAULT_PATH
+    prometheus = monitoring.prometheus_config
+    return (prometheus.path or DEFAULT_PATH) if prometheus.enable else None
 
 
 def _refreeze_gc(*_event: object) -> None:
@@ -382,8 +364,6 @@ def _refreeze_gc(*_event: object) -> None:
 
 
 def _watch_config_file(path: str, interval: int, store, stop: threading.Event) -> None:
-    from serving.server import config_protos
-
     last = Path(path).read_text()
     while not stop.wait(interval):
         try:
@@ -391,10 +371,7 @@ def _watch_config_file(path: str, interval: int, store, stop: threading.Event) -
             if text == last:
                 continue
             last = text
-            config = config_protos.read_model_server_config(path)
-            for model in config.model_config_list.config:
-                model.base_path = resolve_base_path(model.base_path)
-            store.reload_config(config)
+            store.reload_config(config_protos.read_model_server_config(path))
             logger.info("reloaded model config from %s", path)
         except Exception:  # noqa: BLE001 - keep serving the old config
             logger.exception("could not reload the model config from %s", path)

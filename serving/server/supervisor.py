@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import signal
 import socket
 import subprocess
@@ -146,12 +147,8 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
         return 1
 
     stop_requested: list[int] = []
-
-    def on_signal(signum: int, _frame: object) -> None:
-        stop_requested.append(signum)
-
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, on_signal)
+        signal.signal(signum, lambda signum, _frame: stop_requested.append(signum))
 
     workdir = Path(tempfile.mkdtemp(prefix="serving-procs-"))
     processes: list[subprocess.Popen] = []
@@ -174,15 +171,13 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
             ready = wait_for_ready_files(
                 processes, ready_files, time.monotonic() + _READY_TIMEOUT_SECONDS, interrupted=lambda: bool(stop_requested)
             )
-        except (ServerStartError, LoadTimeout) as error:
-            if isinstance(error, LoadTimeout):
-                print(f"error: server processes not ready after {_READY_TIMEOUT_SECONDS:g} s", file=sys.stderr)
-            else:
-                print(f"error: {error}", file=sys.stderr)
-            _stop_all(processes)
+        except ServerStartError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1  # the copies are stopped below
+        except LoadTimeout:
+            print(f"error: server processes not ready after {_READY_TIMEOUT_SECONDS:g} s", file=sys.stderr)
             return 1
         if ready is None:
-            _stop_all(processes)
             return 0
         for sock in held:
             sock.close()
@@ -193,9 +188,4 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
         for sock in held:
             sock.close()
         _stop_all(processes)
-        for path in ready_files:
-            path.unlink(missing_ok=True)
-        try:
-            workdir.rmdir()
-        except OSError:
-            pass
+        shutil.rmtree(workdir, ignore_errors=True)  # the ready files

@@ -23,9 +23,7 @@ def _args(*argv: str):
 
 
 def test_model_server_starts_serves_both_transports_and_stops(half_plus_two_dir, predict_request):
-    server = ModelServer(_args("--model_name=half_plus_two", f"--model_base_path={half_plus_two_dir}"))
-    server.start()
-    try:
+    with ModelServer(_args("--model_name=half_plus_two", f"--model_base_path={half_plus_two_dir}")) as server:
         request = urllib.request.Request(
             f"http://127.0.0.1:{server.rest_port}/v1/models/half_plus_two:predict",
             data=json.dumps({"instances": [1.0, 2.0]}).encode(),
@@ -38,8 +36,6 @@ def test_model_server_starts_serves_both_transports_and_stops(half_plus_two_dir,
             answer = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(grpc_request, timeout=30)
         assert list(answer.outputs["y"].float_val) == [4.0]
         assert answer.model_spec.version.value == 1
-    finally:
-        server.stop()
     for port in (server.rest_port, server.grpc_port):
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
