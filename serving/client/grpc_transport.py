@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -96,22 +95,12 @@ class GrpcTransport:
         from google.protobuf import json_format
         from tensorflow_serving.apis import get_model_metadata_pb2
 
-        request = get_model_metadata_pb2.GetModelMetadataRequest()
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
         self._fill_spec(request.model_spec, ref, None)
-        request.metadata_field.append("signature_def")
-        response = self.call(
-            self.prediction.GetModelMetadata, request, timeout=timeout, name="GetModelMetadata"
-        )
-        signature_map = get_model_metadata_pb2.SignatureDefMap()
-        if "signature_def" in response.metadata:
-            response.metadata["signature_def"].Unpack(signature_map)
-        as_dict = functools.partial(json_format.MessageToDict, preserving_proto_field_name=True)
-        return parse_metadata(
-            {
-                "model_spec": as_dict(response.model_spec),
-                "metadata": {"signature_def": as_dict(signature_map)},
-            }
-        )
+        response = self.call(self.prediction.GetModelMetadata, request, timeout=timeout, name="GetModelMetadata")
+        # The packed SignatureDefMap (its type is known once get_model_metadata_pb2 is imported) becomes
+        # REST's {"signature_def": {"@type": ..., "signature_def": {...}}}.
+        return parse_metadata(json_format.MessageToDict(response, preserving_proto_field_name=True))
 
     def predict(
         self, ref: ModelRef, signature: SignatureSpec, inputs: Mapping[str, np.ndarray], *, timeout: float
