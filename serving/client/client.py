@@ -16,9 +16,8 @@ import concurrent.futures
 import dataclasses
 import logging
 import os
-import threading
 import time
-from typing import Any, Callable, Mapping, Protocol as TypingProtocol, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -44,30 +43,6 @@ from serving.client.types import (
 from serving.saved_model import DEFAULT_SIGNATURE, NUMPY_BY_ENUM_NAME
 
 logger = logging.getLogger(__name__)
-
-
-class Transport(TypingProtocol):
-    """What ServingClient needs from a protocol: the same five calls, answers as client types."""
-
-    def status(self, ref: ModelRef, *, timeout: float) -> list[VersionStatus]: ...
-
-    def metadata(self, ref: ModelRef, *, timeout: float) -> ModelMetadata: ...
-
-    def predict(
-        self, ref: ModelRef, signature: SignatureSpec, inputs: Mapping[str, np.ndarray], *, timeout: float
-    ) -> dict[str, np.ndarray]: ...
-
-    def classify(
-        self, ref: ModelRef, signature_name: str, examples: Sequence[Any],
-        context: Mapping[str, Any] | None, *, timeout: float,
-    ) -> list[list[tuple[str, float]]]: ...
-
-    def regress(
-        self, ref: ModelRef, signature_name: str, examples: Sequence[Any],
-        context: Mapping[str, Any] | None, *, timeout: float,
-    ) -> list[float]: ...
-
-    def close(self) -> None: ...
 
 
 class ServingClient:
@@ -116,13 +91,12 @@ class ServingClient:
         self.timeout = float(timeout)
         host, port = parse_endpoint(endpoint)
         self._ref = ModelRef(model, self.version, label)
-        self._transport: Transport = (
+        self._transport: RestTransport | GrpcTransport = (
             RestTransport(host, port, self.timeout, pool_size)
             if protocol == "rest"
             else GrpcTransport(host, port, max_message_bytes)
         )
         self._metadata: ModelMetadata | None = None
-        self._lock = threading.Lock()
 
     def __enter__(self) -> "ServingClient":
         return self
@@ -181,15 +155,12 @@ class ServingClient:
                 )
             time.sleep(poll_s)
 
-    def metadata(self, *, refresh: bool = False, timeout: float | None = None) -> ModelMetadata:
-        """Signatures of the served version (cached; `refresh=True` asks the server again)."""
-        with self._lock:
-            if self._metadata is not None and not refresh:
-                return self._metadata
-        metadata = self._transport.metadata(self._ref, timeout=timeout or self.timeout)
-        with self._lock:
-            self._metadata = metadata
-        return metadata
+    def metadata(self, *, timeout: float | None = None) -> ModelMetadata:
+        """Signatures of the served version (asked once, then cached)."""
+        # No lock: two threads asking at once both fetch the same answer, and the assignment is atomic.
+        if self._metadata is None:
+            self._metadata = self._transport.metadata(self._ref, timeout=timeout or self.timeout)
+        return self._metadata
 
     # -- inference ----------------------------------------------------------------------------
 
@@ -308,45 +279,37 @@ class ServingClient:
         label_array = np.asarray(labels)
         by_name = label_array.dtype.kind in "USO"
         chunks = [(s, min(s + batch_size, len(images))) for s in range(0, len(images), batch_size)]
-        latencies: list[float] = []
-        correct = 0
-        failed = 0
-        first_error: str | None = None
-        lock = threading.Lock()
 
-        def run(chunk: tuple[int, int]) -> None:
-            nonlocal correct, failed, first_error
+        def run(chunk: tuple[int, int]) -> tuple[float, int] | str:
+            """(latency in ms, rows the model got right) of one request, or its error."""
             start, stop = chunk
             began = time.perf_counter()
             try:
                 batch = {input_name: np.asarray(images[start:stop], dtype=np.float32)}
                 rows = interpret_classifier_outputs(self.predict(batch, signature_name=signature_name))
             except ClientError as err:
-                with lock:
-                    failed += 1
-                    first_error = first_error or str(err)
-                return
+                return str(err)
             elapsed_ms = (time.perf_counter() - began) * 1e3
             hits = sum(
                 (row.class_name == str(label)) if by_name else (row.class_id == int(label))
                 for row, label in zip(rows, label_array[start:stop])
             )
-            with lock:
-                latencies.append(elapsed_ms)
-                correct += hits
+            return elapsed_ms, hits
 
         began = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
-            list(pool.map(run, chunks))
+            results = list(pool.map(run, chunks))
         wall = time.perf_counter() - began
+        answered = [r for r in results if not isinstance(r, str)]
+        errors = [r for r in results if isinstance(r, str)]
         return EvaluationReport(
             examples=len(images),
-            correct=correct,
-            failed_requests=failed,
-            first_error=first_error,
+            correct=sum(hits for _, hits in answered),
+            failed_requests=len(errors),
+            first_error=errors[0] if errors else None,
             requests=len(chunks),
             wall_s=wall,
-            latencies_ms=tuple(latencies),
+            latencies_ms=tuple(ms for ms, _ in answered),
             concurrency=concurrency,
             batch_size=batch_size,
         )
