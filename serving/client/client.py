@@ -92,7 +92,7 @@ class ServingClient:
         host, port = parse_endpoint(endpoint)
         self._ref = ModelRef(model, self.version, label)
         self._transport: RestTransport | GrpcTransport = (
-            RestTransport(host, port, self.timeout, pool_size)
+            RestTransport(host, port, pool_size)
             if protocol == "rest"
             else GrpcTransport(host, port, max_message_bytes)
         )

@@ -44,10 +44,8 @@ def model_path(model: str, version: int | None, label: str | None) -> str:
 
 def _json_value(array: np.ndarray) -> Any:
     """A numpy array as TF Serving's JSON: bytes become {"b64": ...}, numbers stay numbers."""
-    if array.dtype.kind in "SO":
+    if array.dtype.kind in "SOU":
         return _feature_json(array.tolist())
-    if array.dtype.kind == "U":
-        return array.tolist()
     return array  # orjson writes numeric arrays itself (OPT_SERIALIZE_NUMPY), fast.
 
 
@@ -110,16 +108,10 @@ def examples_to_json(examples: Sequence[Any]) -> list[dict[str, Any]]:
 class RestTransport:
     """TF Serving's REST API (`HOST:8501`): JSON over kept-alive HTTP connections."""
 
-    def __init__(self, host: str, port: int, timeout: float, pool_size: int):
+    def __init__(self, host: str, port: int, pool_size: int):
         self.base = f"http://{host if ':' not in host else '[' + host + ']'}:{port}"
-        self._pool = urllib3.HTTPConnectionPool(
-            host,
-            port,
-            maxsize=pool_size,
-            block=False,
-            retries=False,
-            timeout=urllib3.Timeout(total=timeout),
-        )
+        # Every call gives its own deadline (urlopen's timeout), so the pool has none.
+        self._pool = urllib3.HTTPConnectionPool(host, port, maxsize=pool_size, retries=False)
 
     def close(self) -> None:
         self._pool.close()
@@ -133,8 +125,7 @@ class RestTransport:
         url = self.base + path
         try:
             response = self._pool.urlopen(
-                method, path, body=payload, headers=headers, retries=False,
-                timeout=urllib3.Timeout(total=timeout), preload_content=True,
+                method, path, body=payload, headers=headers, timeout=urllib3.Timeout(total=timeout)
             )
         except urllib3.exceptions.HTTPError as err:
             # A NewConnectionError is no timeout, though urllib3 1.26 derives it from ConnectTimeoutError.
