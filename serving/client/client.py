@@ -323,26 +323,19 @@ class ServingClient:
 
     @staticmethod
     def _named_inputs(inputs: Any, signature: SignatureSpec) -> dict[str, np.ndarray]:
-        if isinstance(inputs, Mapping):
-            unknown = sorted(set(inputs) - set(signature.inputs))
-            if unknown:
+        if not isinstance(inputs, Mapping):
+            if len(signature.inputs) != 1:
                 raise ClientError(
-                    f"signature {signature.name!r} has no input(s) {unknown}; its inputs are "
-                    f"{describe_specs(signature.inputs)}",
+                    f"signature {signature.name!r} has {len(signature.inputs)} inputs "
+                    f"({describe_specs(signature.inputs)}): pass a dict of input name -> array",
                     code="INVALID_ARGUMENT",
                 )
-            return {k: _as_array(v, signature.inputs[k].dtype) for k, v in inputs.items()}
-        if len(signature.inputs) != 1:
+            inputs = {next(iter(signature.inputs)): inputs}
+        unknown = sorted(set(inputs) - set(signature.inputs))
+        if unknown:
             raise ClientError(
-                f"signature {signature.name!r} has {len(signature.inputs)} inputs "
-                f"({describe_specs(signature.inputs)}): pass a dict of input name -> array",
+                f"signature {signature.name!r} has no input(s) {unknown}; its inputs are "
+                f"{describe_specs(signature.inputs)}",
                 code="INVALID_ARGUMENT",
             )
-        (spec,) = signature.inputs.values()
-        return {spec.name: _as_array(inputs, spec.dtype)}
-
-
-def _as_array(value: Any, dtype: str) -> np.ndarray:
-    if dtype == "DT_STRING":
-        return np.asarray(value, dtype=object)
-    return np.asarray(value, dtype=NUMPY_BY_ENUM_NAME.get(dtype, None))
+        return {k: np.asarray(v, dtype=NUMPY_BY_ENUM_NAME.get(signature.inputs[k].dtype)) for k, v in inputs.items()}
