@@ -98,11 +98,8 @@ def _example_to_dict(example: Any) -> dict[str, Any]:
 
 def examples_to_json(examples: Sequence[Any]) -> list[dict[str, Any]]:
     """Examples as TF Serving's Classify/Regress JSON `examples` (dicts or tf.train.Example)."""
-    rows = []
-    for example in examples:
-        mapping = example if isinstance(example, Mapping) else _example_to_dict(example)
-        rows.append({str(k): _feature_json(v) for k, v in mapping.items()})
-    return rows
+    mappings = (e if isinstance(e, Mapping) else _example_to_dict(e) for e in examples)
+    return [{str(k): _feature_json(v) for k, v in mapping.items()} for mapping in mappings]
 
 
 class RestTransport:
