@@ -40,8 +40,8 @@ Stable fixture names (other test modules, e.g. test_client.py, rely on them):
   `server_defaults` (then only the model flags: test_supervisor.py checks those defaults), with
   the other defaults (batching on), waits for readiness and yields its
   `serving.process.ModelServerProcess` (`grpc_port`, `rest_port`, `rest_endpoint`,
-  `grpc_endpoint`, `process`, `ready` (the ready file's JSON), `logs()`, `is_alive()`,
-  `base_path`); the process is terminated (SIGTERM) on exit.
+  `grpc_endpoint`, `process`, `ready` (the ready file's JSON), `logs()`, `is_alive()`);
+  the process is terminated (SIGTERM) on exit.
 - `half_plus_two_server` (module): one server on a half_plus_two base path with model name
   `half_plus_two`, shared by the tests of a module.
 
@@ -375,7 +375,6 @@ def start_server(
         one_process=not server_defaults,
         die_with_parent=True,
     )
-    server.base_path = Path(base_path) if base_path is not None else None
     try:
         server.start()
         try:
