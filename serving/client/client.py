@@ -188,10 +188,7 @@ class ServingClient:
         """TF Serving's Classify API: per example, (class label, score) pairs as the model names them.
 
         `examples` are dicts of feature -> value(s) or tf.train.Example protos."""
-        self._check_examples("classify", examples)
-        return self._transport.classify(
-            self._ref, signature_name, examples, context, timeout=timeout or self.timeout
-        )
+        return self._examples_call("classify", examples, context, signature_name, timeout)
 
     def regress(
         self,
@@ -202,10 +199,7 @@ class ServingClient:
         timeout: float | None = None,
     ) -> list[float]:
         """TF Serving's Regress API: one value per example."""
-        self._check_examples("regress", examples)
-        return self._transport.regress(
-            self._ref, signature_name, examples, context, timeout=timeout or self.timeout
-        )
+        return self._examples_call("regress", examples, context, signature_name, timeout)
 
     def predict_images(
         self,
@@ -236,19 +230,18 @@ class ServingClient:
             f"signature {bytes_sig[0]!r} as encoded bytes" if bytes_sig else "pixels resized to the input",
         )
         results: list[Prediction] = []
-        for start in range(0, len(images), max(1, batch_size)):
-            chunk = list(images[start : start + max(1, batch_size)])
+        step = max(1, batch_size)
+        for start in range(0, len(images), step):
+            chunk = list(images[start : start + step])
             if bytes_sig is not None:
                 sig_name, input_name = bytes_sig
                 array = np.empty(len(chunk), dtype=object)
                 array[:] = [encoded_image(c) for c in chunk]
-                outputs = self.predict({input_name: array}, signature_name=sig_name, timeout=timeout)
             else:
+                sig_name = signature_name
                 input_name, height, width, channels = image_input(metadata.signature(signature_name))
-                pixels = np.stack([load_image(c, height, width, channels) for c in chunk])
-                outputs = self.predict(
-                    {input_name: pixels}, signature_name=signature_name, timeout=timeout
-                )
+                array = np.stack([load_image(c, height, width, channels) for c in chunk])
+            outputs = self.predict({input_name: array}, signature_name=sig_name, timeout=timeout)
             for source, row in zip(chunk, interpret_classifier_outputs(outputs)):
                 results.append(dataclasses.replace(row, source=source_name(source)))
         return results
@@ -316,10 +309,15 @@ class ServingClient:
 
     # -- internals ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _check_examples(api: str, examples: Sequence[Any]) -> None:
+    def _examples_call(
+        self, api: str, examples: Sequence[Any], context: Mapping[str, Any] | None, signature_name: str,
+        timeout: float | None,
+    ) -> Any:
+        """The transport's classify or regress, once an empty list of examples is refused."""
         if not examples:
             raise ClientError(f"{api} needs at least one example", code="INVALID_ARGUMENT")
+        call = self._transport.classify if api == "classify" else self._transport.regress
+        return call(self._ref, signature_name, examples, context, timeout=timeout or self.timeout)
 
     @staticmethod
     def _named_inputs(inputs: Any, signature: SignatureSpec) -> dict[str, np.ndarray]:

@@ -72,9 +72,7 @@ class GrpcTransport:
             code_name = code.name if code is not None else "UNKNOWN"
             details = err.details() if hasattr(err, "details") else str(err)
             if code_name == "DEADLINE_EXCEEDED":
-                message = (
-                    f"deadline of {timeout:g} s exceeded: {name} on {self.target} got no answer in time"
-                )
+                message = f"deadline of {timeout:g} s exceeded: {name} on {self.target} got no answer in time"
             elif code_name == "UNAVAILABLE":
                 message = (
                     f"cannot reach the gRPC endpoint {self.target} ({details}): is the server running "
