@@ -257,12 +257,10 @@ def make_predict_request(model: str, *, signature: str = "", **inputs: object):
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model
-    request.model_spec.signature_name = signature
-    for key, value in inputs.items():
-        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
-    return request
+    return predict_pb2.PredictRequest(
+        model_spec={"name": model, "signature_name": signature},
+        inputs={key: tf.make_tensor_proto(value) for key, value in inputs.items()},
+    )
 
 
 @pytest.fixture(scope="session")
@@ -279,10 +277,7 @@ def write_warmup(export_dir: str | os.PathLike, requests: Sequence) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
         for request in requests:
-            log = prediction_log_pb2.PredictionLog(
-                predict_log=prediction_log_pb2.PredictLog(request=request)
-            )
-            writer.write(log.SerializeToString())
+            writer.write(prediction_log_pb2.PredictionLog(predict_log={"request": request}).SerializeToString())
     return path
 
 
