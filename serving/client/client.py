@@ -16,9 +16,8 @@ import concurrent.futures
 import dataclasses
 import logging
 import os
-import threading
 import time
-from typing import Any, Callable, Mapping, Protocol as TypingProtocol, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -44,30 +43,6 @@ from serving.client.types import (
 from serving.saved_model import DEFAULT_SIGNATURE, NUMPY_BY_ENUM_NAME
 
 logger = logging.getLogger(__name__)
-
-
-class Transport(TypingProtocol):
-    """What ServingClient needs from a protocol: the same five calls, answers as client types."""
-
-    def status(self, ref: ModelRef, *, timeout: float) -> list[VersionStatus]: ...
-
-    def metadata(self, ref: ModelRef, *, timeout: float) -> ModelMetadata: ...
-
-    def predict(
-        self, ref: ModelRef, signature: SignatureSpec, inputs: Mapping[str, np.ndarray], *, timeout: float
-    ) -> dict[str, np.ndarray]: ...
-
-    def classify(
-        self, ref: ModelRef, signature_name: str, examples: Sequence[Any],
-        context: Mapping[str, Any] | None, *, timeout: float,
-    ) -> list[list[tuple[str, float]]]: ...
-
-    def regress(
-        self, ref: ModelRef, signature_name: str, examples: Sequence[Any],
-        context: Mapping[str, Any] | None, *, timeout: float,
-    ) -> list[float]: ...
-
-    def close(self) -> None: ...
 
 
 class ServingClient:
@@ -116,13 +91,12 @@ class ServingClient:
         self.timeout = float(timeout)
         host, port = parse_endpoint(endpoint)
         self._ref = ModelRef(model, self.version, label)
-        self._transport: Transport = (
-            RestTransport(host, port, self.timeout, pool_size)
+        self._transport: RestTransport | GrpcTransport = (
+            RestTransport(host, port, pool_size)
             if protocol == "rest"
             else GrpcTransport(host, port, max_message_bytes)
         )
         self._metadata: ModelMetadata | None = None
-        self._lock = threading.Lock()
 
     def __enter__(self) -> "ServingClient":
         return self
@@ -181,15 +155,12 @@ class ServingClient:
                 )
             time.sleep(poll_s)
 
-    def metadata(self, *, refresh: bool = False, timeout: float | None = None) -> ModelMetadata:
-        """Signatures of the served version (cached; `refresh=True` asks the server again)."""
-        with self._lock:
-            if self._metadata is not None and not refresh:
-                return self._metadata
-        metadata = self._transport.metadata(self._ref, timeout=timeout or self.timeout)
-        with self._lock:
-            self._metadata = metadata
-        return metadata
+    def metadata(self, *, timeout: float | None = None) -> ModelMetadata:
+        """Signatures of the served version (asked once, then cached)."""
+        # No lock: two threads asking at once both fetch the same answer, and the assignment is atomic.
+        if self._metadata is None:
+            self._metadata = self._transport.metadata(self._ref, timeout=timeout or self.timeout)
+        return self._metadata
 
     # -- inference ----------------------------------------------------------------------------
 
@@ -217,10 +188,7 @@ class ServingClient:
         """TF Serving's Classify API: per example, (class label, score) pairs as the model names them.
 
         `examples` are dicts of feature -> value(s) or tf.train.Example protos."""
-        self._check_examples("classify", examples)
-        return self._transport.classify(
-            self._ref, signature_name, examples, context, timeout=timeout or self.timeout
-        )
+        return self._examples_call("classify", examples, context, signature_name, timeout)
 
     def regress(
         self,
@@ -231,10 +199,7 @@ class ServingClient:
         timeout: float | None = None,
     ) -> list[float]:
         """TF Serving's Regress API: one value per example."""
-        self._check_examples("regress", examples)
-        return self._transport.regress(
-            self._ref, signature_name, examples, context, timeout=timeout or self.timeout
-        )
+        return self._examples_call("regress", examples, context, signature_name, timeout)
 
     def predict_images(
         self,
@@ -265,19 +230,18 @@ class ServingClient:
             f"signature {bytes_sig[0]!r} as encoded bytes" if bytes_sig else "pixels resized to the input",
         )
         results: list[Prediction] = []
-        for start in range(0, len(images), max(1, batch_size)):
-            chunk = list(images[start : start + max(1, batch_size)])
+        step = max(1, batch_size)
+        for start in range(0, len(images), step):
+            chunk = list(images[start : start + step])
             if bytes_sig is not None:
                 sig_name, input_name = bytes_sig
                 array = np.empty(len(chunk), dtype=object)
                 array[:] = [encoded_image(c) for c in chunk]
-                outputs = self.predict({input_name: array}, signature_name=sig_name, timeout=timeout)
             else:
+                sig_name = signature_name
                 input_name, height, width, channels = image_input(metadata.signature(signature_name))
-                pixels = np.stack([load_image(c, height, width, channels) for c in chunk])
-                outputs = self.predict(
-                    {input_name: pixels}, signature_name=signature_name, timeout=timeout
-                )
+                array = np.stack([load_image(c, height, width, channels) for c in chunk])
+            outputs = self.predict({input_name: array}, signature_name=sig_name, timeout=timeout)
             for source, row in zip(chunk, interpret_classifier_outputs(outputs)):
                 results.append(dataclasses.replace(row, source=source_name(source)))
         return results
@@ -308,78 +272,68 @@ class ServingClient:
         label_array = np.asarray(labels)
         by_name = label_array.dtype.kind in "USO"
         chunks = [(s, min(s + batch_size, len(images))) for s in range(0, len(images), batch_size)]
-        latencies: list[float] = []
-        correct = 0
-        failed = 0
-        first_error: str | None = None
-        lock = threading.Lock()
 
-        def run(chunk: tuple[int, int]) -> None:
-            nonlocal correct, failed, first_error
+        def run(chunk: tuple[int, int]) -> tuple[float, int] | str:
+            """(latency in ms, rows the model got right) of one request, or its error."""
             start, stop = chunk
             began = time.perf_counter()
             try:
                 batch = {input_name: np.asarray(images[start:stop], dtype=np.float32)}
                 rows = interpret_classifier_outputs(self.predict(batch, signature_name=signature_name))
             except ClientError as err:
-                with lock:
-                    failed += 1
-                    first_error = first_error or str(err)
-                return
+                return str(err)
             elapsed_ms = (time.perf_counter() - began) * 1e3
             hits = sum(
                 (row.class_name == str(label)) if by_name else (row.class_id == int(label))
                 for row, label in zip(rows, label_array[start:stop])
             )
-            with lock:
-                latencies.append(elapsed_ms)
-                correct += hits
+            return elapsed_ms, hits
 
         began = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
-            list(pool.map(run, chunks))
+            results = list(pool.map(run, chunks))
         wall = time.perf_counter() - began
+        answered = [r for r in results if not isinstance(r, str)]
+        errors = [r for r in results if isinstance(r, str)]
         return EvaluationReport(
             examples=len(images),
-            correct=correct,
-            failed_requests=failed,
-            first_error=first_error,
+            correct=sum(hits for _, hits in answered),
+            failed_requests=len(errors),
+            first_error=errors[0] if errors else None,
             requests=len(chunks),
             wall_s=wall,
-            latencies_ms=tuple(latencies),
+            latencies_ms=tuple(ms for ms, _ in answered),
             concurrency=concurrency,
             batch_size=batch_size,
         )
 
     # -- internals ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _check_examples(api: str, examples: Sequence[Any]) -> None:
+    def _examples_call(
+        self, api: str, examples: Sequence[Any], context: Mapping[str, Any] | None, signature_name: str,
+        timeout: float | None,
+    ) -> Any:
+        """The transport's classify or regress, once an empty list of examples is refused."""
         if not examples:
             raise ClientError(f"{api} needs at least one example", code="INVALID_ARGUMENT")
+        call = self._transport.classify if api == "classify" else self._transport.regress
+        return call(self._ref, signature_name, examples, context, timeout=timeout or self.timeout)
 
     @staticmethod
     def _named_inputs(inputs: Any, signature: SignatureSpec) -> dict[str, np.ndarray]:
-        if isinstance(inputs, Mapping):
-            unknown = sorted(set(inputs) - set(signature.inputs))
-            if unknown:
+        if not isinstance(inputs, Mapping):
+            if len(signature.inputs) != 1:
                 raise ClientError(
-                    f"signature {signature.name!r} has no input(s) {unknown}; its inputs are "
-                    f"{describe_specs(signature.inputs)}",
+                    f"signature {signature.name!r} has {len(signature.inputs)} inputs "
+                    f"({describe_specs(signature.inputs)}): pass a dict of input name -> array",
                     code="INVALID_ARGUMENT",
                 )
-            return {k: _as_array(v, signature.inputs[k].dtype) for k, v in inputs.items()}
-        if len(signature.inputs) != 1:
+            inputs = {next(iter(signature.inputs)): inputs}
+        unknown = sorted(set(inputs) - set(signature.inputs))
+        if unknown:
             raise ClientError(
-                f"signature {signature.name!r} has {len(signature.inputs)} inputs "
-                f"({describe_specs(signature.inputs)}): pass a dict of input name -> array",
+                f"signature {signature.name!r} has no input(s) {unknown}; its inputs are "
+                f"{describe_specs(signature.inputs)}",
                 code="INVALID_ARGUMENT",
             )
-        (spec,) = signature.inputs.values()
-        return {spec.name: _as_array(inputs, spec.dtype)}
-
-
-def _as_array(value: Any, dtype: str) -> np.ndarray:
-    if dtype == "DT_STRING":
-        return np.asarray(value, dtype=object)
-    return np.asarray(value, dtype=NUMPY_BY_ENUM_NAME.get(dtype, None))
+        return {k: np.asarray(v, dtype=NUMPY_BY_ENUM_NAME.get(signature.inputs[k].dtype)) for k, v in inputs.items()}

@@ -15,8 +15,9 @@ from typing import Literal
 
 import numpy as np
 
-from serving.client.images import IMAGE_SUFFIXES, load_image
+from serving.client.images import load_image
 from serving.client.types import ClientError
+from serving.images import IMAGE_SUFFIXES
 
 
 def load_digits_set(

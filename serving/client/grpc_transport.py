@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -29,6 +28,18 @@ def dict_to_example(features: Mapping[str, Any]) -> Any:
                 v if isinstance(v, bytes) else str(v).encode() for v in values
             )
     return example
+
+
+def _model_spec(ref: ModelRef, signature_name: str = "") -> Any:
+    """TF Serving's ModelSpec for `ref`: the model, its pinned version or label, the signature."""
+    from tensorflow_serving.apis import model_pb2
+
+    spec = model_pb2.ModelSpec(name=ref.model, signature_name=signature_name)
+    if ref.version is not None:
+        spec.version.value = ref.version
+    elif ref.label is not None:
+        spec.version_label = ref.label
+    return spec
 
 
 class GrpcTransport:
@@ -61,9 +72,7 @@ class GrpcTransport:
             code_name = code.name if code is not None else "UNKNOWN"
             details = err.details() if hasattr(err, "details") else str(err)
             if code_name == "DEADLINE_EXCEEDED":
-                message = (
-                    f"deadline of {timeout:g} s exceeded: {name} on {self.target} got no answer in time"
-                )
+                message = f"deadline of {timeout:g} s exceeded: {name} on {self.target} got no answer in time"
             elif code_name == "UNAVAILABLE":
                 message = (
                     f"cannot reach the gRPC endpoint {self.target} ({details}): is the server running "
@@ -73,22 +82,11 @@ class GrpcTransport:
                 message = f"{name} on {self.target} failed with {code_name}: {details}"
             raise ClientError(message, code=code_name) from err
 
-    @staticmethod
-    def _fill_spec(spec: Any, ref: ModelRef, signature: str | None) -> None:
-        spec.name = ref.model
-        if ref.version is not None:
-            spec.version.value = ref.version
-        elif ref.label is not None:
-            spec.version_label = ref.label
-        if signature:
-            spec.signature_name = signature
-
     def status(self, ref: ModelRef, *, timeout: float) -> list[VersionStatus]:
         from google.protobuf import json_format
         from tensorflow_serving.apis import get_model_status_pb2
 
-        request = get_model_status_pb2.GetModelStatusRequest()
-        self._fill_spec(request.model_spec, ref, None)
+        request = get_model_status_pb2.GetModelStatusRequest(model_spec=_model_spec(ref))
         response = self.call(self.model.GetModelStatus, request, timeout=timeout, name="GetModelStatus")
         return parse_status(json_format.MessageToDict(response, preserving_proto_field_name=True))
 
@@ -96,22 +94,13 @@ class GrpcTransport:
         from google.protobuf import json_format
         from tensorflow_serving.apis import get_model_metadata_pb2
 
-        request = get_model_metadata_pb2.GetModelMetadataRequest()
-        self._fill_spec(request.model_spec, ref, None)
-        request.metadata_field.append("signature_def")
-        response = self.call(
-            self.prediction.GetModelMetadata, request, timeout=timeout, name="GetModelMetadata"
+        request = get_model_metadata_pb2.GetModelMetadataRequest(
+            model_spec=_model_spec(ref), metadata_field=["signature_def"]
         )
-        signature_map = get_model_metadata_pb2.SignatureDefMap()
-        if "signature_def" in response.metadata:
-            response.metadata["signature_def"].Unpack(signature_map)
-        as_dict = functools.partial(json_format.MessageToDict, preserving_proto_field_name=True)
-        return parse_metadata(
-            {
-                "model_spec": as_dict(response.model_spec),
-                "metadata": {"signature_def": as_dict(signature_map)},
-            }
-        )
+        response = self.call(self.prediction.GetModelMetadata, request, timeout=timeout, name="GetModelMetadata")
+        # The packed SignatureDefMap (its type is known once get_model_metadata_pb2 is imported) becomes
+        # REST's {"signature_def": {"@type": ..., "signature_def": {...}}}.
+        return parse_metadata(json_format.MessageToDict(response, preserving_proto_field_name=True))
 
     def predict(
         self, ref: ModelRef, signature: SignatureSpec, inputs: Mapping[str, np.ndarray], *, timeout: float
@@ -119,8 +108,7 @@ class GrpcTransport:
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2
 
-        request = predict_pb2.PredictRequest()
-        self._fill_spec(request.model_spec, ref, signature.name)
+        request = predict_pb2.PredictRequest(model_spec=_model_spec(ref, signature.name))
         for name, value in inputs.items():
             request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
         response = self.call(self.prediction.Predict, request, timeout=timeout, name="Predict")
@@ -132,17 +120,15 @@ class GrpcTransport:
     ) -> Any:
         from tensorflow_serving.apis import classification_pb2, regression_pb2
 
-        request = classification_pb2.ClassificationRequest() if api == "classify" else regression_pb2.RegressionRequest()
-        self._fill_spec(request.model_spec, ref, signature_name)
-        protos = [e if not isinstance(e, Mapping) else dict_to_example(e) for e in examples]
+        classify = api == "classify"
+        kind = classification_pb2.ClassificationRequest if classify else regression_pb2.RegressionRequest
+        request = kind(model_spec=_model_spec(ref, signature_name))
+        target = request.input.example_list_with_context if context else request.input.example_list
         if context:
-            target = request.input.example_list_with_context
             target.context.CopyFrom(dict_to_example(context))
-        else:
-            target = request.input.example_list
-        for proto in protos:
-            target.examples.add().CopyFrom(proto)
-        method = self.prediction.Classify if api == "classify" else self.prediction.Regress
+        for example in examples:
+            target.examples.add().CopyFrom(dict_to_example(example) if isinstance(example, Mapping) else example)
+        method = self.prediction.Classify if classify else self.prediction.Regress
         return self.call(method, request, timeout=timeout, name=api.capitalize())
 
     def classify(

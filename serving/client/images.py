@@ -9,9 +9,7 @@ from typing import Any
 import numpy as np
 
 from serving.client.types import ClientError, ModelMetadata, SignatureSpec, describe_specs
-from serving.images import IMAGE_SUFFIXES, ImageError, check_encoded_image, decode_image
-
-__all__ = ["IMAGE_SUFFIXES", "encoded_image", "find_bytes_signature", "image_input", "load_image", "source_name"]
+from serving.images import ImageError, check_encoded_image, decode_image
 
 
 def find_bytes_signature(metadata: ModelMetadata) -> tuple[str, str] | None:

@@ -32,22 +32,20 @@ _HTTP_TO_CODE = {
 }
 
 
-def model_path(model: str, version: int | None, label: str | None) -> str:
-    """The REST path prefix `/v1/models/NAME[/versions/V|/labels/L]`."""
-    path = f"/v1/models/{quote(model, safe='')}"
-    if version is not None:
-        path += f"/versions/{int(version)}"
-    elif label is not None:
-        path += f"/labels/{quote(label, safe='')}"
-    return path
+def model_path(ref: ModelRef, suffix: str = "") -> str:
+    """The REST path `/v1/models/NAME[/versions/V|/labels/L]` then `suffix` (`/metadata`, `:predict`)."""
+    path = f"/v1/models/{quote(ref.model, safe='')}"
+    if ref.version is not None:
+        path += f"/versions/{int(ref.version)}"
+    elif ref.label is not None:
+        path += f"/labels/{quote(ref.label, safe='')}"
+    return path + suffix
 
 
 def _json_value(array: np.ndarray) -> Any:
     """A numpy array as TF Serving's JSON: bytes become {"b64": ...}, numbers stay numbers."""
-    if array.dtype.kind in "SO":
+    if array.dtype.kind in "SOU":
         return _feature_json(array.tolist())
-    if array.dtype.kind == "U":
-        return array.tolist()
     return array  # orjson writes numeric arrays itself (OPT_SERIALIZE_NUMPY), fast.
 
 
@@ -100,41 +98,28 @@ def _example_to_dict(example: Any) -> dict[str, Any]:
 
 def examples_to_json(examples: Sequence[Any]) -> list[dict[str, Any]]:
     """Examples as TF Serving's Classify/Regress JSON `examples` (dicts or tf.train.Example)."""
-    rows = []
-    for example in examples:
-        mapping = example if isinstance(example, Mapping) else _example_to_dict(example)
-        rows.append({str(k): _feature_json(v) for k, v in mapping.items()})
-    return rows
+    mappings = (e if isinstance(e, Mapping) else _example_to_dict(e) for e in examples)
+    return [{str(k): _feature_json(v) for k, v in mapping.items()} for mapping in mappings]
 
 
 class RestTransport:
     """TF Serving's REST API (`HOST:8501`): JSON over kept-alive HTTP connections."""
 
-    def __init__(self, host: str, port: int, timeout: float, pool_size: int):
+    def __init__(self, host: str, port: int, pool_size: int):
         self.base = f"http://{host if ':' not in host else '[' + host + ']'}:{port}"
-        self._pool = urllib3.HTTPConnectionPool(
-            host,
-            port,
-            maxsize=pool_size,
-            block=False,
-            retries=False,
-            timeout=urllib3.Timeout(total=timeout),
-        )
+        # Every call gives its own deadline (urlopen's timeout), so the pool has none.
+        self._pool = urllib3.HTTPConnectionPool(host, port, maxsize=pool_size, retries=False)
 
     def close(self) -> None:
         self._pool.close()
 
     def call(self, method: str, path: str, body: Any = None, *, timeout: float) -> Any:
-        payload = None
-        headers = {}
-        if body is not None:
-            payload = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
-            headers["Content-Type"] = "application/json"
+        payload = None if body is None else orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        headers = {} if body is None else {"Content-Type": "application/json"}
         url = self.base + path
         try:
             response = self._pool.urlopen(
-                method, path, body=payload, headers=headers, retries=False,
-                timeout=urllib3.Timeout(total=timeout), preload_content=True,
+                method, path, body=payload, headers=headers, timeout=urllib3.Timeout(total=timeout)
             )
         except urllib3.exceptions.HTTPError as err:
             # A NewConnectionError is no timeout, though urllib3 1.26 derives it from ConnectTimeoutError.
@@ -165,21 +150,18 @@ class RestTransport:
                 code="INTERNAL",
             ) from err
 
-    def _path(self, ref: ModelRef, suffix: str) -> str:
-        return model_path(ref.model, ref.version, ref.label) + suffix
-
     def status(self, ref: ModelRef, *, timeout: float) -> list[VersionStatus]:
-        return parse_status(self.call("GET", self._path(ref, ""), timeout=timeout))
+        return parse_status(self.call("GET", model_path(ref), timeout=timeout))
 
     def metadata(self, ref: ModelRef, *, timeout: float) -> ModelMetadata:
-        return parse_metadata(self.call("GET", self._path(ref, "/metadata"), timeout=timeout))
+        return parse_metadata(self.call("GET", model_path(ref, "/metadata"), timeout=timeout))
 
     def predict(
         self, ref: ModelRef, signature: SignatureSpec, inputs: Mapping[str, np.ndarray], *, timeout: float
     ) -> dict[str, np.ndarray]:
         columns = {k: _json_value(v) for k, v in inputs.items()}
         body = {"signature_name": signature.name, "inputs": columns}
-        document = self.call("POST", self._path(ref, ":predict"), body, timeout=timeout)
+        document = self.call("POST", model_path(ref, ":predict"), body, timeout=timeout)
         outputs = document.get("outputs") if isinstance(document, dict) else None
         if outputs is None:
             message = f"predict answer has no 'outputs' key: {str(document)[:200]}"
@@ -190,22 +172,16 @@ class RestTransport:
             if not (isinstance(outputs, dict) and set(outputs) == {only.name}):
                 outputs = {only.name: outputs}
         specs = signature.outputs
-        return {
-            k: json_to_array(v, specs[k].dtype if k in specs else "DT_FLOAT")
-            for k, v in outputs.items()
-        }
+        return {k: json_to_array(v, specs[k].dtype if k in specs else "DT_FLOAT") for k, v in outputs.items()}
 
     def _infer(
         self, api: str, ref: ModelRef, signature_name: str, examples: Sequence[Any],
         context: Mapping[str, Any] | None, timeout: float,
     ) -> list[Any]:
-        body: dict[str, Any] = {
-            "signature_name": signature_name,
-            "examples": examples_to_json(examples),
-        }
+        body: dict[str, Any] = {"signature_name": signature_name, "examples": examples_to_json(examples)}
         if context:
             body["context"] = examples_to_json([context])[0]
-        document = self.call("POST", self._path(ref, ":" + api), body, timeout=timeout)
+        document = self.call("POST", model_path(ref, ":" + api), body, timeout=timeout)
         if not isinstance(document, dict) or "results" not in document:
             message = f"{api} answer has no 'results' key: {str(document)[:200]}"
             raise ClientError(message, code="INTERNAL")

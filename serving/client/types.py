@@ -135,12 +135,8 @@ def parse_endpoint(endpoint: str) -> tuple[str, int]:
 
 def _tensor_spec(name: str, info: Mapping[str, Any]) -> TensorSpec:
     shape_info = info.get("tensor_shape", {})
-    shape: tuple[int, ...] | None
-    if shape_info.get("unknown_rank"):
-        shape = None
-    else:
-        shape = tuple(int(d.get("size", 0)) for d in shape_info.get("dim", []))
-    return TensorSpec(name=name, dtype=str(info.get("dtype", "DT_INVALID")), shape=shape)
+    dims = tuple(int(d.get("size", 0)) for d in shape_info.get("dim", []))
+    return TensorSpec(name, str(info.get("dtype", "DT_INVALID")), None if shape_info.get("unknown_rank") else dims)
 
 
 def parse_metadata(document: Mapping[str, Any]) -> ModelMetadata:
@@ -150,35 +146,29 @@ def parse_metadata(document: Mapping[str, Any]) -> ModelMetadata:
     if isinstance(version, dict):
         version = version.get("value")
     signature_map = document.get("metadata", {}).get("signature_def", {}).get("signature_def", {})
-    signatures = {}
-    for sig_name, sig in signature_map.items():
-        signatures[sig_name] = SignatureSpec(
+    signatures = {
+        sig_name: SignatureSpec(
             name=sig_name,
             method_name=sig.get("method_name", ""),
             inputs={k: _tensor_spec(k, v) for k, v in sig.get("inputs", {}).items()},
             outputs={k: _tensor_spec(k, v) for k, v in sig.get("outputs", {}).items()},
         )
-    return ModelMetadata(
-        name=spec.get("name", ""),
-        version=int(version) if version not in (None, "") else None,
-        signatures=signatures,
-    )
+        for sig_name, sig in signature_map.items()
+    }
+    return ModelMetadata(spec.get("name", ""), int(version) if version not in (None, "") else None, signatures)
 
 
 def parse_status(document: Mapping[str, Any]) -> list[VersionStatus]:
     """REST `GET /v1/models/NAME` JSON (also the gRPC response as a dict) -> versions."""
-    result = []
-    for entry in document.get("model_version_status", []):
-        status = entry.get("status", {})
-        result.append(
-            VersionStatus(
-                version=int(entry.get("version", 0)),
-                state=str(entry.get("state", "UNKNOWN")),
-                error_code=str(status.get("error_code", "OK")),
-                error_message=str(status.get("error_message", "")),
-            )
+    return [
+        VersionStatus(
+            version=int(entry.get("version", 0)),
+            state=str(entry.get("state", "UNKNOWN")),
+            error_code=str(entry.get("status", {}).get("error_code", "OK")),
+            error_message=str(entry.get("status", {}).get("error_message", "")),
         )
-    return result
+        for entry in document.get("model_version_status", [])
+    ]
 
 
 def interpret_classifier_outputs(outputs: Mapping[str, np.ndarray]) -> list[Prediction]:
@@ -199,14 +189,11 @@ def interpret_classifier_outputs(outputs: Mapping[str, np.ndarray]) -> list[Pred
     ids = outputs.get("class_id")
     ids = np.asarray(ids).reshape(-1) if ids is not None else probs.argmax(axis=1)
     names = outputs.get("class_name")
+    names = np.asarray(names).reshape(-1) if names is not None else [str(int(i)) for i in ids]
     rows = []
     for i in range(len(probs)):
         class_id = int(ids[i])
-        if names is not None:
-            name = np.asarray(names).reshape(-1)[i]
-            class_name = name.decode() if isinstance(name, bytes) else str(name)
-        else:
-            class_name = str(class_id)
+        class_name = names[i].decode() if isinstance(names[i], bytes) else str(names[i])
         probability = float(probs[i, class_id]) if 0 <= class_id < probs.shape[1] else float("nan")
         rows.append(Prediction(class_id, class_name, probability, tuple(float(p) for p in probs[i])))
     return rows

@@ -40,8 +40,8 @@ Stable fixture names (other test modules, e.g. test_client.py, rely on them):
   `server_defaults` (then only the model flags: test_supervisor.py checks those defaults), with
   the other defaults (batching on), waits for readiness and yields its
   `serving.process.ModelServerProcess` (`grpc_port`, `rest_port`, `rest_endpoint`,
-  `grpc_endpoint`, `process`, `ready` (the ready file's JSON), `logs()`, `is_alive()`,
-  `base_path`); the process is terminated (SIGTERM) on exit.
+  `grpc_endpoint`, `process`, `ready` (the ready file's JSON), `logs()`, `is_alive()`);
+  the process is terminated (SIGTERM) on exit.
 - `half_plus_two_server` (module): one server on a half_plus_two base path with model name
   `half_plus_two`, shared by the tests of a module.
 
@@ -257,12 +257,10 @@ def make_predict_request(model: str, *, signature: str = "", **inputs: object):
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model
-    request.model_spec.signature_name = signature
-    for key, value in inputs.items():
-        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
-    return request
+    return predict_pb2.PredictRequest(
+        model_spec={"name": model, "signature_name": signature},
+        inputs={key: tf.make_tensor_proto(value) for key, value in inputs.items()},
+    )
 
 
 @pytest.fixture(scope="session")
@@ -279,10 +277,7 @@ def write_warmup(export_dir: str | os.PathLike, requests: Sequence) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
         for request in requests:
-            log = prediction_log_pb2.PredictionLog(
-                predict_log=prediction_log_pb2.PredictLog(request=request)
-            )
-            writer.write(log.SerializeToString())
+            writer.write(prediction_log_pb2.PredictionLog(predict_log={"request": request}).SerializeToString())
     return path
 
 
@@ -375,7 +370,6 @@ def start_server(
         one_process=not server_defaults,
         die_with_parent=True,
     )
-    server.base_path = Path(base_path) if base_path is not None else None
     try:
         server.start()
         try:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from serving.client.rest import examples_to_json, json_to_array, model_path
+from serving.client.types import ModelRef
 
 
 def test_model_path_follows_tf_serving_urls():
-    assert model_path("m", None, None) == "/v1/models/m"
-    assert model_path("m", 3, None) == "/v1/models/m/versions/3"
-    assert model_path("my model", None, "canary") == "/v1/models/my%20model/labels/canary"
+    assert model_path(ModelRef("m")) == "/v1/models/m"
+    assert model_path(ModelRef("m", 3)) == "/v1/models/m/versions/3"
+    assert model_path(ModelRef("my model", label="canary")) == "/v1/models/my%20model/labels/canary"
 
 
 def test_json_conversions_handle_b64():
