@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import logging
 import time
 from concurrent.futures import Executor
@@ -35,19 +34,17 @@ _GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
 async def _call(
-    run: Callable[[], Any],
+    run: Callable[[], Awaitable[Any]],
     api: str,
     context: grpc.aio.ServicerContext,
     observe: Observer | None,
     model_name: str,
 ) -> Any:
-    """Runs one RPC; a ServingError becomes TF Serving's status code and message. `run` returns
-    an awaitable (work off the event loop) or, for calls that touch no model, the response."""
+    """Runs one RPC; a ServingError becomes TF Serving's status code and message."""
     started = time.perf_counter()
     code = Code.OK
     try:
-        response = run()
-        return await response if inspect.isawaitable(response) else response
+        return await run()
     except ServingError as error:
         code = error.code
         await context.abort(_GRPC_CODES.get(int(error.code), grpc.StatusCode.UNKNOWN), error.message)
@@ -62,6 +59,11 @@ async def _call(
 
 def _in_thread(executor: Executor, method: Callable[[Any], Any], request: Any) -> Callable[[], Awaitable[Any]]:
     return lambda: asyncio.get_running_loop().run_in_executor(executor, method, request)
+
+
+async def _on_loop(method: Callable[[Any], Any], request: Any) -> Any:
+    """For `_call`: answers on the event loop (calls that only read the model store)."""
+    return method(request)
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -97,7 +99,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return await _call(run, "multi_inference", context, self._observe, name)
 
     async def GetModelMetadata(self, request, context):  # noqa: N802
-        run = functools.partial(self._core.get_model_metadata, request)
+        run = functools.partial(_on_loop, self._core.get_model_metadata, request)
         return await _call(run, "metadata", context, self._observe, request.model_spec.name)
 
 
@@ -107,7 +109,8 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         self._executor = executor
 
     async def GetModelStatus(self, request, context):  # noqa: N802
-        return await _call(functools.partial(self._core.get_model_status, request), "status", context, None, "")
+        run = functools.partial(_on_loop, self._core.get_model_status, request)
+        return await _call(run, "status", context, None, "")
 
     async def HandleReloadConfigRequest(self, request, context):  # noqa: N802
         # Loads models: a worker thread, so other requests go on meanwhile.
