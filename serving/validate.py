@@ -398,11 +398,11 @@ def validate_saved_model(
             failure = error
         finally:
             process.stop()
+    log_tail = "" if failure is None else process.log_tail()
     if failure is not None:
-        logger.error("validation of %s failed: %s\nserver log tail:\n%s", model_dir, failure, process.log_tail())
+        logger.error("validation of %s failed: %s\nserver log tail:\n%s", model_dir, failure, log_tail)
     return ValidationReport(
         ok=failure is None, reason="" if failure is None else str(failure), server=process.description,
         server_start_seconds=start_seconds, load_seconds=load_seconds, query_seconds=query_seconds,
-        requests=tuple(r.describe() for r in plan.requests), skipped=plan.skipped,
-        log_tail="" if failure is None else process.log_tail(),
+        requests=tuple(r.describe() for r in plan.requests), skipped=plan.skipped, log_tail=log_tail,
     )
