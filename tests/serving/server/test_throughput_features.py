@@ -45,7 +45,8 @@ class FakeServable:
 def _submit_all(batcher, servable, values, signature=SIGNATURE):
     with ThreadPoolExecutor(len(values)) as pool:
         futures = [pool.submit(batcher, servable, signature, {"x": np.array([v], np.float32)}) for v in values]
-        return [f.result() if f.exception() is None else f.exception() for f in futures]
+        # Bounded: a request the batcher never settles fails the test instead of hanging it.
+        return [f.result() if f.exception(timeout=10) is None else f.exception() for f in futures]
 
 
 def test_concurrent_requests_are_merged_into_batches():
